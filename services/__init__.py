@@ -1,0 +1,1 @@
+"""qinqing services: the shared runtime and one package per bounded context."""

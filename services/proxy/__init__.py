@@ -1,0 +1,1 @@
+"""The proxy service (to come): filings, resident registration and queries for proxy members."""

@@ -1,0 +1,1 @@
+"""The review service (to come): review cases, reviewer queues, automatic rules per region."""

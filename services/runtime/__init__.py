@@ -1,0 +1,1 @@
+"""Shared machinery without domain: event store, outbox relay, consumers, projections, settings."""

@@ -1,0 +1,1 @@
+"""The voucher service (to come): QR codes, institution scans, usage records, mutual-aid payments."""
