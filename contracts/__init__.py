@@ -1,0 +1,1 @@
+"""The published language of qinqing: event envelope, topic names, versioned event models."""
