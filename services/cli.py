@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import typer
 
+from services.runtime.infra import infra_app
+
 app = typer.Typer(no_args_is_help=True, help="qinqing: event-sourced family-account platform.")
+app.add_typer(infra_app, name="infra")
 
 
 def main() -> None:
