@@ -91,6 +91,12 @@ class CommandHandler(Generic[C, S, E]):
         for attempt in range(1, self.max_attempts + 1):
             recorded = await self.store.read_stream(stream_id)
             history = [self.codec.decode(r) for r in recorded]
+            repeat = _outcome_of(ctx.command_id, recorded)
+            if repeat is not None:
+                # The command ran before: answer as it did then, whatever the stream holds now.
+                first, last = repeat
+                done = history[first - 1 : last]
+                return CommandResult(stream_id, last, self.decider.fold(history[:last]), done, True)
             state = self.decider.fold(history)
             events = self.decider.decide(command, state)
             if not events:
@@ -101,12 +107,8 @@ class CommandHandler(Generic[C, S, E]):
             except ConcurrencyError:
                 log.info("stream moved, deciding again", stream_id=stream_id, attempt=attempt)
                 continue
-            if result.duplicate:
-                # The command ran before: answer with the stream as that command left it.
-                first = await self.store.read_stream(stream_id)
-                kept = [self.codec.decode(r) for r in first[: result.last_version]]
-                done = kept[result.first_version - 1 :]
-                return CommandResult(stream_id, result.last_version, self.decider.fold(kept), done, True)
+            if result.duplicate:  # the same command won a race against this very attempt
+                continue
             return CommandResult(
                 stream_id, result.last_version, self.decider.fold(events, state), events, False
             )
@@ -115,3 +117,10 @@ class CommandHandler(Generic[C, S, E]):
     def _to_new(self, event: E, ctx: CommandContext) -> NewEvent:
         event_type, schema_version, data = self.codec.encode(event)
         return NewEvent(event_type, data, ctx.now, schema_version, ctx.metadata())
+
+
+def _outcome_of(command_id: UUID, recorded: Sequence[RecordedEvent]) -> tuple[int, int] | None:
+    """First and last stream version a command wrote, found through the events' metadata."""
+    wanted = str(command_id)
+    versions = [r.stream_version for r in recorded if r.metadata.get("command_id") == wanted]
+    return (versions[0], versions[-1]) if versions else None

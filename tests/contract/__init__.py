@@ -1,0 +1,1 @@
+"""Behaviour every adapter of a port must show; subclassed once per adapter."""
