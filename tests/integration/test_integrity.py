@@ -1,0 +1,134 @@
+"""Tamper evidence on a real server: with the guard trigger disabled, every edit is named."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from services.runtime.events import NO_STREAM, chain, content_hash
+from services.runtime.integrity import ProblemKind, Sealer, verify
+from services.runtime.migrate import migrate, service_migrations
+from services.runtime.pgstore import PostgresEventStore
+from tests.contract.event_store import ev
+
+
+@pytest.fixture
+async def store(db_pool: asyncpg.Pool, pg_schema: str) -> PostgresEventStore:
+    async with db_pool.acquire() as conn:
+        await migrate(conn, pg_schema, service_migrations("binding"))
+    store = PostgresEventStore(db_pool, pg_schema)
+    for stream in ("a", "b", "c"):
+        for version in range(4):
+            await store.append(stream, version, [ev(n=version)])
+    return store
+
+
+async def tamper(store: PostgresEventStore, sql: str, *args: object) -> None:
+    """Edit history as an attacker with table-owner rights would: guard trigger off."""
+    async with store.pool.acquire() as conn, conn.transaction():
+        await conn.execute(f"ALTER TABLE {store.schema}.events DISABLE TRIGGER events_append_only")
+        await conn.execute(sql.format(s=store.schema), *args)
+        await conn.execute(f"ALTER TABLE {store.schema}.events ENABLE TRIGGER events_append_only")
+
+
+async def test_an_untouched_log_verifies_and_counts_what_is_not_sealed(
+    store: PostgresEventStore,
+) -> None:
+    sealer = Sealer(store.pool, store.schema, block_size=5)
+    assert (await verify(store.pool, store.schema)).unsealed == 12
+    assert await sealer.seal_once() == 12
+    await store.append("d", NO_STREAM, [ev()])
+    report = await verify(store.pool, store.schema)
+    assert report.ok, report.problems
+    assert (report.events_checked, report.blocks_checked, report.unsealed) == (13, 3, 1)
+    assert await sealer.seal_once() == 1
+    assert (await verify(store.pool, store.schema)).unsealed == 0
+
+
+async def test_an_altered_payload_is_named(store: PostgresEventStore) -> None:
+    await tamper(store, """UPDATE {s}.events SET data = '{{"n": 99}}' WHERE stream_id = 'b' AND stream_version = 2""")
+    problem = (await verify(store.pool, store.schema)).first_problem
+    assert problem is not None
+    assert (problem.kind, problem.stream_id, problem.stream_version) == (ProblemKind.ALTERED, "b", 2)
+
+
+async def test_an_event_deleted_from_the_middle_of_a_stream_is_named(
+    store: PostgresEventStore,
+) -> None:
+    await tamper(store, "DELETE FROM {s}.events WHERE stream_id = 'c' AND stream_version = 2")
+    problem = (await verify(store.pool, store.schema)).first_problem
+    assert problem is not None
+    assert (problem.kind, problem.stream_id, problem.stream_version) == (ProblemKind.REMOVED, "c", 2)
+
+
+async def test_a_deleted_sealed_event_is_named_even_at_a_stream_end(
+    store: PostgresEventStore,
+) -> None:
+    await Sealer(store.pool, store.schema).seal_once()
+    seq = await store.pool.fetchval(
+        f"SELECT seq FROM {store.schema}.events WHERE stream_id = 'a' AND stream_version = 4"
+    )
+    await tamper(store, "DELETE FROM {s}.events WHERE seq = $1", seq)
+    report = await verify(store.pool, store.schema)
+    assert report.first_problem is not None
+    assert (report.first_problem.kind, report.first_problem.seq) == (ProblemKind.REMOVED, seq)
+
+
+async def test_reordered_sealed_events_are_named(store: PostgresEventStore) -> None:
+    await Sealer(store.pool, store.schema).seal_once()
+    rows = await store.pool.fetch(
+        f"SELECT tx_id::text AS tx, seq FROM {store.schema}.events ORDER BY tx_id, seq"
+    )
+    first, second = rows[3], rows[4]
+    await tamper(
+        store,
+        "UPDATE {s}.events SET tx_id = CASE seq WHEN $1 THEN $3::text::xid8 ELSE $4::text::xid8 END"
+        " WHERE seq IN ($1, $2)",
+        first["seq"],
+        second["seq"],
+        second["tx"],
+        first["tx"],
+    )
+    problem = (await verify(store.pool, store.schema)).first_problem
+    assert problem is not None
+    assert (problem.kind, problem.seq) == (ProblemKind.REORDERED, first["seq"])
+
+
+async def test_a_rewrite_with_recomputed_hashes_is_caught_by_the_seal(
+    store: PostgresEventStore,
+) -> None:
+    await Sealer(store.pool, store.schema).seal_once()
+    (*_, prev, last) = await store.read_stream("b")
+    forged_data = '{"n":1000}'
+    forged = content_hash(
+        last.stream_id, last.stream_version, last.event_id, last.type, last.schema_version,
+        last.occurred_at, forged_data, last.metadata_json,
+    )  # fmt: skip
+    await tamper(
+        store,
+        "UPDATE {s}.events SET data = $1, content_hash = $2, chain_hash = $3 WHERE seq = $4",
+        forged_data,
+        forged,
+        chain(prev.chain_hash, forged),
+        last.position.seq,
+    )
+    report = await verify(store.pool, store.schema)
+    assert len(report.problems) == 1  # the stream chain alone is consistent again...
+    assert report.first_problem is not None  # ...but the seal remembers the original
+    assert (report.first_problem.kind, report.first_problem.seq) == (
+        ProblemKind.REMOVED,
+        last.position.seq,
+    )
+
+
+async def test_a_forged_block_is_named(store: PostgresEventStore) -> None:
+    await Sealer(store.pool, store.schema, block_size=4).seal_once()
+    async with store.pool.acquire() as conn, conn.transaction():
+        table = f"{store.schema}.seal_blocks"
+        await conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER seal_blocks_append_only")
+        await conn.execute(f"UPDATE {table} SET event_count = 3 WHERE block_no = 2")
+        await conn.execute(f"UPDATE {table} SET hashes = hashes[1:3], seqs = seqs[1:3] WHERE block_no = 2")
+    problem = (await verify(store.pool, store.schema)).first_problem
+    assert problem is not None
+    assert problem.kind == ProblemKind.SEAL_BROKEN
+    assert "block 2" in problem.detail
