@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import typer
 
+from services.admin import migrate_command, verify_command
 from services.bench import bench_command
 from services.runtime.infra import infra_app
 
 app = typer.Typer(no_args_is_help=True, help="qinqing: event-sourced family-account platform.")
 app.add_typer(infra_app, name="infra")
 app.command("bench")(bench_command)
+app.command("migrate")(migrate_command)
+audit_app = typer.Typer(no_args_is_help=True, help="Auditors' tools over the event logs.")
+audit_app.command("verify")(verify_command)
+app.add_typer(audit_app, name="audit")
 
 
 def main() -> None:
