@@ -13,7 +13,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 SPEC_VERSION: Literal["1.0"] = "1.0"
-DATA_CONTENT_TYPE = "application/json"
+DATA_CONTENT_TYPE: Literal["application/json"] = "application/json"
 
 
 class Envelope(BaseModel):

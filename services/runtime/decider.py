@@ -85,7 +85,12 @@ class CommandHandler(Generic[C, S, E]):
         codec: EventCodec[E],
         max_attempts: int = 5,
     ) -> None:
-        self.store, self.decider, self.codec, self.max_attempts = store, decider, codec, max_attempts
+        self.store, self.decider, self.codec, self.max_attempts = (
+            store,
+            decider,
+            codec,
+            max_attempts,
+        )
 
     async def handle(self, stream_id: str, command: C, ctx: CommandContext) -> CommandResult[S, E]:
         for attempt in range(1, self.max_attempts + 1):

@@ -110,6 +110,19 @@ class RecordedEvent:
     def metadata(self) -> dict[str, Any]:
         return json.loads(self.metadata_json)  # type: ignore[no-any-return]
 
+    def recompute_content_hash(self) -> bytes:
+        """What the content hash must be for the row as it stands now."""
+        return content_hash(
+            stream_id=self.stream_id,
+            stream_version=self.stream_version,
+            event_id=self.event_id,
+            event_type=self.type,
+            schema_version=self.schema_version,
+            occurred_at=self.occurred_at,
+            data_json=self.data_json,
+            metadata_json=self.metadata_json,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class AppendResult:
@@ -122,6 +135,7 @@ class AppendResult:
 
 
 def content_hash(
+    *,
     stream_id: str,
     stream_version: int,
     event_id: UUID,
@@ -160,7 +174,9 @@ class PreparedEvent:
     content_hash: bytes
 
 
-def prepare(stream_id: str, expected_version: int, events: Sequence[NewEvent]) -> list[PreparedEvent]:
+def prepare(
+    stream_id: str, expected_version: int, events: Sequence[NewEvent]
+) -> list[PreparedEvent]:
     """Validate an append and serialise its events once, for any adapter."""
     if not stream_id:
         raise InvalidAppendError("stream_id must not be empty")
@@ -176,14 +192,14 @@ def prepare(stream_id: str, expected_version: int, events: Sequence[NewEvent]) -
         data_json = _canonical_json(event.data)
         metadata_json = _canonical_json(event.metadata)
         digest = content_hash(
-            stream_id,
-            version,
-            event.event_id,
-            event.type,
-            event.schema_version,
-            event.occurred_at,
-            data_json,
-            metadata_json,
+            stream_id=stream_id,
+            stream_version=version,
+            event_id=event.event_id,
+            event_type=event.type,
+            schema_version=event.schema_version,
+            occurred_at=event.occurred_at,
+            data_json=data_json,
+            metadata_json=metadata_json,
         )
         prepared.append(PreparedEvent(event, version, data_json, metadata_json, digest))
     return prepared

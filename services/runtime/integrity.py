@@ -19,9 +19,8 @@ from services.runtime.events import (
     RecordedEvent,
     chain,
     check_schema_name,
-    content_hash,
 )
-from services.runtime.pgstore import PostgresEventStore, to_recorded
+from services.runtime.pgstore import Conn, PostgresEventStore, to_recorded
 
 GENESIS = b""
 
@@ -100,7 +99,7 @@ class Sealer:
         return sealed
 
     async def _write_block(
-        self, conn: asyncpg.Connection, block_no: int, prev: bytes, events: list[RecordedEvent]
+        self, conn: Conn, block_no: int, prev: bytes, events: list[RecordedEvent]
     ) -> bytes:
         hashes = [e.chain_hash for e in events]
         digest = block_hash(prev, hashes)
@@ -132,17 +131,7 @@ def _check_stream_event(event: RecordedEvent, expected_version: int, prev: bytes
             stream_version=expected_version,
             **where,  # type: ignore[arg-type]
         )
-    recomputed = content_hash(
-        event.stream_id,
-        event.stream_version,
-        event.event_id,
-        event.type,
-        event.schema_version,
-        event.occurred_at,
-        event.data_json,
-        event.metadata_json,
-    )
-    if recomputed != event.content_hash:
+    if event.recompute_content_hash() != event.content_hash:
         return Problem(
             ProblemKind.ALTERED,
             f"event {event.stream_id!r} v{event.stream_version} does not match its content hash",
@@ -159,7 +148,7 @@ def _check_stream_event(event: RecordedEvent, expected_version: int, prev: bytes
     return None
 
 
-async def _verify_streams(conn: asyncpg.Connection, schema: str, report: VerifyReport) -> None:
+async def _verify_streams(conn: Conn, schema: str, report: VerifyReport) -> None:
     sql = (
         "SELECT stream_id, stream_version, tx_id::text::bigint AS tx_id, seq, event_id, event_type,"
         " schema_version, data::text AS data, metadata::text AS metadata, occurred_at,"
@@ -180,7 +169,7 @@ async def _verify_streams(conn: asyncpg.Connection, schema: str, report: VerifyR
             expected, prev = event.stream_version + 1, event.chain_hash
 
 
-async def _verify_seals(conn: asyncpg.Connection, schema: str, report: VerifyReport) -> None:
+async def _verify_seals(conn: Conn, schema: str, report: VerifyReport) -> None:
     blocks = await conn.fetch(
         f"SELECT block_no, prev_hash, block_hash, seqs, hashes FROM {schema}.seal_blocks"
         " ORDER BY block_no"
@@ -194,7 +183,9 @@ async def _verify_seals(conn: asyncpg.Connection, schema: str, report: VerifyRep
     for block in blocks:
         report.blocks_checked += 1
         hashes = [bytes(h) for h in block["hashes"]]
-        if bytes(block["prev_hash"]) != prev or block_hash(prev, hashes) != bytes(block["block_hash"]):
+        if bytes(block["prev_hash"]) != prev or block_hash(prev, hashes) != bytes(
+            block["block_hash"]
+        ):
             report.problems.append(
                 Problem(ProblemKind.SEAL_BROKEN, f"block {block['block_no']} does not verify")
             )
@@ -207,12 +198,12 @@ async def _verify_seals(conn: asyncpg.Connection, schema: str, report: VerifyRep
                 continue
             found = index_of.get(sealed_hash)
             kind = ProblemKind.REMOVED if found is None else ProblemKind.REORDERED
-            moved = "" if found is None else f", now at global index {found}"
+            where = "is gone or rewritten" if found is None else f"now stands at index {found}"
             report.problems.append(
                 Problem(
                     kind,
-                    f"event seq {sealed_seq} sealed in block {block['block_no']} at global index"
-                    f" {cursor} is {'gone or rewritten' if found is None else 'out of place'}{moved}",
+                    f"event seq {sealed_seq}, sealed in block {block['block_no']} at global index"
+                    f" {cursor}, {where}",
                     seq=sealed_seq,
                     stream_id=None if found is None else current[found]["stream_id"],
                     stream_version=None if found is None else current[found]["stream_version"],

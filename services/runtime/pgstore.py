@@ -21,6 +21,11 @@ from services.runtime.events import (
     prepare,
 )
 
+# A connection handed out by a pool, or a plain one (e.g. inside a caller's transaction).
+Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+# What the store runs its queries on: a pool for autonomous appends, or a connection.
+Executor = asyncpg.Pool | Conn
+
 _VERSION_CONFLICT = "QQ001"  # raised by append_events() when the expected version is stale
 
 _COLUMNS = (
@@ -62,7 +67,7 @@ def read_all_sql(schema: str) -> str:
 class PostgresEventStore:
     """Event store of one service schema (created by `migrate`)."""
 
-    def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
+    def __init__(self, pool: Executor, schema: str) -> None:
         self.pool = pool
         self.schema = check_schema_name(schema)
         self._append_sql = f"SELECT * FROM {schema}.append_events($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"
@@ -103,13 +108,17 @@ class PostgresEventStore:
                     raise ConcurrencyError(stream_id, expected_version) from None
                 if constraint == "commands_pkey":
                     continue
-                raise InvalidAppendError(f"append to {stream_id!r}: event id already stored") from None
+                raise InvalidAppendError(
+                    f"append to {stream_id!r}: event id already stored"
+                ) from None
             except asyncpg.PostgresError as exc:
                 if exc.sqlstate == _VERSION_CONFLICT:
                     raise ConcurrencyError(stream_id, expected_version) from None
                 raise
             assert row is not None
-            return AppendResult(stream_id, row["first_version"], row["last_version"], row["duplicate"])
+            return AppendResult(
+                stream_id, row["first_version"], row["last_version"], row["duplicate"]
+            )
         raise ConcurrencyError(stream_id, expected_version)
 
     async def read_stream(self, stream_id: str, from_version: int = 1) -> list[RecordedEvent]:

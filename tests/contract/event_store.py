@@ -40,7 +40,9 @@ class EventStoreContract:
         assert stream[0].metadata == {"actor": "tester"}
         assert stream[0].occurred_at == T0
 
-    async def test_wrong_expected_version_raises_and_writes_nothing(self, store: EventStore) -> None:
+    async def test_wrong_expected_version_raises_and_writes_nothing(
+        self, store: EventStore
+    ) -> None:
         await store.append("s-1", NO_STREAM, [ev(n=1)])
         with pytest.raises(ConcurrencyError):
             await store.append("s-1", NO_STREAM, [ev(n=2), ev(n=3)])
@@ -55,7 +57,10 @@ class EventStoreContract:
         command_id = uuid4()
         first = await store.append("s-1", NO_STREAM, [ev(n=1), ev(n=2)], command_id)
         again = await store.append("s-1", NO_STREAM, [ev(n=9)], command_id)
-        assert (again.first_version, again.last_version) == (first.first_version, first.last_version)
+        assert (again.first_version, again.last_version) == (
+            first.first_version,
+            first.last_version,
+        )
         assert again.duplicate
         assert [e.data["n"] for e in await store.read_stream("s-1")] == [1, 2]
 
@@ -92,7 +97,9 @@ class EventStoreContract:
 
     async def test_content_hash_is_the_pinned_canonical_digest(self, store: EventStore) -> None:
         # Pinned: changing the canonical encoding would make every stored log fail to verify.
-        fixed = NewEvent("Fixed", {"k": "v"}, T0, event_id=UUID("00000000-0000-4000-8000-000000000001"))
+        fixed = NewEvent(
+            "Fixed", {"k": "v"}, T0, event_id=UUID("00000000-0000-4000-8000-000000000001")
+        )
         await store.append("fixed", NO_STREAM, [fixed])
         (recorded,) = await store.read_stream("fixed")
         assert recorded.content_hash.hex() == (
@@ -105,7 +112,7 @@ class EventStoreContract:
         with pytest.raises(InvalidAppendError, match="expected_version"):
             await store.append("s-1", -2, [ev()])
         with pytest.raises(InvalidAppendError, match="timezone"):
-            await store.append("s-1", NO_STREAM, [NewEvent("X", {}, datetime(2026, 1, 1))])  # noqa: DTZ001
+            await store.append("s-1", NO_STREAM, [NewEvent("X", {}, datetime(2026, 1, 1))])
         twice = ev()
         with pytest.raises(InvalidAppendError, match="repeats an event id"):
             await store.append("s-1", NO_STREAM, [twice, twice])
@@ -125,4 +132,3 @@ class EventStoreContract:
         assert [e.event_id async for e in store.read_all(until_time=later)] == [first.event_id]
         before = first.recorded_at - timedelta(seconds=1)
         assert [e async for e in store.read_all(until_time=before)] == []
-

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import random
-import subprocess
 import sys
 import textwrap
+from asyncio.subprocess import PIPE
 from collections import defaultdict
 
 import asyncpg
 import pytest
 
-from services.runtime.integrity import Sealer
 from services.runtime.events import NO_STREAM, START, NewEvent, Position
+from services.runtime.integrity import Sealer
 from services.runtime.migrate import MigrationError, migrate, service_migrations
 from services.runtime.pgstore import PostgresEventStore
 from tests.contract.event_store import T0, EventStoreContract, ev
@@ -72,7 +72,6 @@ async def test_concurrent_writers_are_read_exactly_once_in_stream_order(
                 versions[stream] += 1
         finally:
             await conn.close()
-
 
     seen: list[tuple[str, int, Position, str]] = []
     polls = 0
@@ -158,10 +157,10 @@ async def test_two_processes_migrating_at_once_leave_one_schema(
         """
     )
     procs = [
-        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        await asyncio.create_subprocess_exec(sys.executable, "-c", script, stdout=PIPE, stderr=PIPE)
         for _ in range(2)
     ]
-    outputs = [p.communicate(timeout=60) for p in procs]
+    outputs = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in procs)), 60)
     assert [p.returncode for p in procs] == [0, 0], [err.decode()[-2000:] for _, err in outputs]
     applied = sorted(int(out.decode().split()[-1]) for out, _ in outputs)
     expected = len(service_migrations("binding"))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import asyncpg
 import pytest
 
-from services.runtime.events import NO_STREAM, chain, content_hash
+from services.runtime.events import NO_STREAM, chain
 from services.runtime.integrity import ProblemKind, Sealer, verify
 from services.runtime.migrate import migrate, service_migrations
 from services.runtime.pgstore import PostgresEventStore
@@ -46,10 +48,18 @@ async def test_an_untouched_log_verifies_and_counts_what_is_not_sealed(
 
 
 async def test_an_altered_payload_is_named(store: PostgresEventStore) -> None:
-    await tamper(store, """UPDATE {s}.events SET data = '{{"n": 99}}' WHERE stream_id = 'b' AND stream_version = 2""")
+    await tamper(
+        store,
+        "UPDATE {s}.events SET data = '{{\"n\": 99}}'"
+        " WHERE stream_id = 'b' AND stream_version = 2",
+    )
     problem = (await verify(store.pool, store.schema)).first_problem
     assert problem is not None
-    assert (problem.kind, problem.stream_id, problem.stream_version) == (ProblemKind.ALTERED, "b", 2)
+    assert (problem.kind, problem.stream_id, problem.stream_version) == (
+        ProblemKind.ALTERED,
+        "b",
+        2,
+    )
 
 
 async def test_an_event_deleted_from_the_middle_of_a_stream_is_named(
@@ -58,7 +68,11 @@ async def test_an_event_deleted_from_the_middle_of_a_stream_is_named(
     await tamper(store, "DELETE FROM {s}.events WHERE stream_id = 'c' AND stream_version = 2")
     problem = (await verify(store.pool, store.schema)).first_problem
     assert problem is not None
-    assert (problem.kind, problem.stream_id, problem.stream_version) == (ProblemKind.REMOVED, "c", 2)
+    assert (problem.kind, problem.stream_id, problem.stream_version) == (
+        ProblemKind.REMOVED,
+        "c",
+        2,
+    )
 
 
 async def test_a_deleted_sealed_event_is_named_even_at_a_stream_end(
@@ -100,10 +114,7 @@ async def test_a_rewrite_with_recomputed_hashes_is_caught_by_the_seal(
     await Sealer(store.pool, store.schema).seal_once()
     (*_, prev, last) = await store.read_stream("b")
     forged_data = '{"n":1000}'
-    forged = content_hash(
-        last.stream_id, last.stream_version, last.event_id, last.type, last.schema_version,
-        last.occurred_at, forged_data, last.metadata_json,
-    )  # fmt: skip
+    forged = dataclasses.replace(last, data_json=forged_data).recompute_content_hash()
     await tamper(
         store,
         "UPDATE {s}.events SET data = $1, content_hash = $2, chain_hash = $3 WHERE seq = $4",
@@ -127,7 +138,9 @@ async def test_a_forged_block_is_named(store: PostgresEventStore) -> None:
         table = f"{store.schema}.seal_blocks"
         await conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER seal_blocks_append_only")
         await conn.execute(f"UPDATE {table} SET event_count = 3 WHERE block_no = 2")
-        await conn.execute(f"UPDATE {table} SET hashes = hashes[1:3], seqs = seqs[1:3] WHERE block_no = 2")
+        await conn.execute(
+            f"UPDATE {table} SET hashes = hashes[1:3], seqs = seqs[1:3] WHERE block_no = 2"
+        )
     problem = (await verify(store.pool, store.schema)).first_problem
     assert problem is not None
     assert problem.kind == ProblemKind.SEAL_BROKEN

@@ -12,8 +12,8 @@ def test_checked_in_schemas_match_the_models() -> None:
     assert sorted(on_disk) == sorted(expected), "run `python -m contracts.schemas`"
     for name, text in expected.items():
         assert on_disk[name] == text, (
-            f"{name} changed: a compatible change is regenerated with `python -m contracts.schemas`;"
-            " an incompatible one needs a new version"
+            f"{name} changed: regenerate a compatible change with `python -m contracts.schemas`,"
+            " give an incompatible one a new version"
         )
 
 

@@ -133,7 +133,9 @@ async def test_handler_decides_again_against_the_new_state_and_may_refuse() -> N
 
 async def test_handler_gives_up_after_bounded_attempts() -> None:
     store = RacingStore(races=10)
-    handler = CommandHandler(store, Decider(lambda c, s: [NameAdded(name=c.name)], evolve, tuple), codec)
+    handler = CommandHandler(
+        store, Decider(lambda c, s: [NameAdded(name=c.name)], evolve, tuple), codec
+    )
     with pytest.raises(RetriesExhaustedError):
         await handler.handle("list-1", AddName("a"), ctx())
     assert issubclass(RetriesExhaustedError, ConcurrencyError)
@@ -141,7 +143,9 @@ async def test_handler_gives_up_after_bounded_attempts() -> None:
 
 async def test_codec_upcasts_old_versions_on_read() -> None:
     store = InMemoryEventStore()
-    await store.append("l", NO_STREAM, [NewEvent("NameAddedV2", {"name": "a"}, NOW, schema_version=1)])
+    await store.append(
+        "l", NO_STREAM, [NewEvent("NameAddedV2", {"name": "a"}, NOW, schema_version=1)]
+    )
     upcasting = PydanticCodec([NameAddedV2], {("NameAddedV2", 1): lambda d: {**d, "source": "v1"}})
     (stored,) = await store.read_stream("l")
     assert upcasting.decode(stored) == NameAddedV2(name="a", source="v1")
