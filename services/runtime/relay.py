@@ -54,7 +54,7 @@ class Producer(Protocol):
     async def stop(self) -> None: ...
 
     async def send(
-        self, topic: str, value: bytes, key: bytes, headers: list[tuple[str, bytes]]
+        self, topic: str, *, value: bytes, key: bytes, headers: list[tuple[str, bytes]]
     ) -> asyncio.Future[Any]: ...
 
 
@@ -140,7 +140,9 @@ class OutboxRelay:
             for event in batch:
                 record = to_record(event, self.service)
                 futures.append(
-                    await producer.send(self.topic, record.value, record.key, record.headers)
+                    await producer.send(
+                        self.topic, value=record.value, key=record.key, headers=record.headers
+                    )
                 )
             await self._acknowledged(futures)
         except BaseException:

@@ -225,7 +225,7 @@ class FakeProducer:
         self.stopped = True
 
     async def send(
-        self, topic: str, value: bytes, key: bytes, headers: list[tuple[str, bytes]]
+        self, topic: str, *, value: bytes, key: bytes, headers: list[tuple[str, bytes]]
     ) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self.fail_at is not None and len(self.log) == self.fail_at:
