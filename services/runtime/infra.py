@@ -413,14 +413,28 @@ def _kafka_uuid() -> str:
             return value
 
 
-def _pid_is_broker(pid: int) -> bool:
+# Brokers launched by this process: polling them tells exit codes and reaps them.
+_launched: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _pid_running(pid: int) -> bool:
+    """The process exists and is not a zombie (it may still be tearing down)."""
+    proc = _launched.get(pid)
+    if proc is not None:
+        return proc.poll() is None
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
-    state = stat.rsplit(")", 1)[-1].split()[0]
-    return b"kafka.Kafka" in cmdline and state != "Z"
+    return stat.rsplit(")", 1)[-1].split()[0] not in {"Z", "X", "x"}
+
+
+def _pid_is_broker(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"kafka.Kafka" in cmdline and _pid_running(pid)
 
 
 def kafka_pid(paths: KafkaPaths | None = None) -> int | None:
@@ -502,6 +516,7 @@ def _kafka_spawn(paths: KafkaPaths) -> int:
             cwd=paths.home,
             start_new_session=True,  # survives the shell/CLI that started it
         )
+    _launched[proc.pid] = proc
     paths.pidfile.write_text(f"{proc.pid}\n")
     return proc.pid
 
@@ -526,23 +541,40 @@ async def kafka_answers(bootstrap: str, timeout_s: float = 3.0) -> bool:
 async def wait_for_kafka(
     bootstrap: str,
     timeout_s: float = 60.0,
-    log_hint: str = "",
+    log_hint: str | Callable[[], str] = "",
     alive: Callable[[], bool] | None = None,
 ) -> None:
+    """Poll until `bootstrap` answers; fail early if `alive()` says the broker died."""
     deadline = time.monotonic() + timeout_s
-    hint = f"; see {log_hint}" if log_hint else ""
+
+    def hint() -> str:
+        text = log_hint() if callable(log_hint) else log_hint
+        return f"; see {text}" if text else ""
+
     while True:
         if await kafka_answers(bootstrap):
             return
         if alive is not None and not alive():
-            raise InfraError(f"Kafka broker process exited before answering{hint}")
+            raise InfraError(f"Kafka broker process exited before answering{hint()}")
         if time.monotonic() > deadline:
-            raise InfraError(f"Kafka at {bootstrap} did not answer in {timeout_s:.0f}s{hint}")
+            raise InfraError(f"Kafka at {bootstrap} did not answer in {timeout_s:.0f}s{hint()}")
         await asyncio.sleep(0.5)
 
 
 def _kafka_log_hint(paths: KafkaPaths) -> str:
-    return f"{paths.server_log} and {paths.stdout_log}"
+    hint = f"{paths.server_log} and {paths.stdout_log}"
+    try:
+        pid = int(paths.pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return hint
+    proc = _launched.get(pid)
+    if proc is not None and proc.returncode is not None:
+        hint = f"{hint} (pid {pid} exited with {proc.returncode})"
+    with contextlib.suppress(OSError):
+        tail = paths.stdout_log.read_text(errors="replace").strip().splitlines()[-5:]
+        if tail:
+            hint += "\n" + "\n".join(tail)
+    return hint
 
 
 def _kafka_launch(paths: KafkaPaths, say: Say) -> int:
@@ -564,7 +596,7 @@ def kafka_start(
         _kafka_launch(paths, say)
     _run_async(
         wait_for_kafka(
-            bootstrap, timeout, _kafka_log_hint(paths), lambda: kafka_pid(paths) is not None
+            bootstrap, timeout, lambda: _kafka_log_hint(paths), lambda: kafka_pid(paths) is not None
         )
     )
 
@@ -591,7 +623,7 @@ def kafka_stop(
 
 def _wait_gone(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    while _pid_is_broker(pid):
+    while _pid_running(pid):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
@@ -625,7 +657,7 @@ async def start_kafka_async(
     if pid is None:
         pid = _kafka_launch(paths, lambda _line: None)
     await wait_for_kafka(
-        bootstrap, timeout_s, _kafka_log_hint(paths), lambda: kafka_pid(paths) is not None
+        bootstrap, timeout_s, lambda: _kafka_log_hint(paths), lambda: kafka_pid(paths) is not None
     )
     return pid
 
@@ -682,7 +714,7 @@ def ensure_up(
     say(f"postgres: answers at {_redact(db_url)}")
     remaining = max(5.0, timeout - (time.monotonic() - started))
     alive = (lambda: kafka_pid(paths) is not None) if kafka_launched else None
-    hint = _kafka_log_hint(paths) if kafka_local else ""
+    hint: Callable[[], str] = (lambda: _kafka_log_hint(paths)) if kafka_local else str
     _run_async(wait_for_kafka(bootstrap, remaining, hint, alive))
     say(f"kafka: answers at {bootstrap}")
     return Endpoints(database_url=db_url, kafka_bootstrap=bootstrap)
