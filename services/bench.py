@@ -167,12 +167,18 @@ def _now() -> datetime:
 class _Run:
     count: int = 0
     seconds: float = 0.0
+    cpu_s: float = 0.0  # this process's CPU time (the client side: asyncpg, hashing, JSON)
     latencies: list[float] = field(default_factory=list)
 
     def add(self, other: _Run) -> None:
         self.count += other.count
         self.seconds += other.seconds
+        self.cpu_s += other.cpu_s
         self.latencies.extend(other.latencies)
+
+    @property
+    def client_cpu_per_item_us(self) -> float:
+        return round(self.cpu_s / self.count * 1e6, 1) if self.count else 0.0
 
 
 class _AppendPhase:
@@ -255,6 +261,7 @@ class _AppendPhase:
     async def measure(self, kind: str, seconds: float) -> _Run:
         """`kind` is "raw", or "store1"/"store10" (events per command)."""
         runs = [_Run() for _ in range(self.cfg.writers)]
+        cpu_started = time.process_time()
         started = time.perf_counter()
         deadline = started + seconds
         if kind == "raw":
@@ -265,7 +272,7 @@ class _AppendPhase:
                 self._store_writer(w, batch, deadline, runs[w]) for w in range(self.cfg.writers)
             ]
         await asyncio.gather(*jobs)
-        total = _Run(seconds=time.perf_counter() - started)
+        total = _Run(seconds=time.perf_counter() - started, cpu_s=time.process_time() - cpu_started)
         for run in runs:
             total.count += run.count
             total.latencies.extend(run.latencies)
@@ -296,6 +303,7 @@ async def _append_figures(
         "writers": cfg.writers,
         "raw_insert_rows_per_s": round(raw_rate, 1),
         "raw_insert_latency_ms": _percentiles_ms(raw.latencies),
+        "raw_insert_client_cpu_us_per_row": raw.client_cpu_per_item_us,
         "raw_rows": raw.count,
         "seconds_each": round(raw.seconds, 2),
         "data_json_bytes": cfg.small_payload_bytes,
@@ -314,6 +322,7 @@ async def _append_figures(
             ),
             append_events_per_s=round(one_rate, 1),
             append_latency_ms=_percentiles_ms(one.latencies),
+            append_client_cpu_us_per_event=one.client_cpu_per_item_us,
             events=one.count,
             **common,
         ),
@@ -327,6 +336,7 @@ async def _append_figures(
             append_events_per_s=round(ten_rate, 1),
             append_commands_per_s=round(ten_rate / 10, 1),
             append_latency_ms=_percentiles_ms(ten.latencies),
+            append_client_cpu_us_per_event=ten.client_cpu_per_item_us,
             events=ten.count,
             **common,
         ),
@@ -494,9 +504,10 @@ class _RelayHarness:
         )
         self.topic: str = self.relay.topic
 
-    async def publish(self, total: int, timeout_s: float) -> tuple[int, float]:
-        """Run the relay until it has published `total` events; returns (events, seconds)."""
+    async def publish(self, total: int, timeout_s: float) -> tuple[int, float, float]:
+        """Run the relay until it has published `total` events: (events, seconds, CPU seconds)."""
         before = self.relay.published
+        cpu_started = time.process_time()
         started = time.perf_counter()
         deadline = started + timeout_s
         while self.relay.published < total:
@@ -509,7 +520,8 @@ class _RelayHarness:
                         f"{timeout_s:.0f} s"
                     )
                 await asyncio.sleep(0.01)
-        return self.relay.published - before, time.perf_counter() - started
+        seconds, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
+        return self.relay.published - before, seconds, cpu_s
 
     async def close(self) -> None:
         await self.relay.close()
@@ -555,7 +567,7 @@ async def _relay_figure(
         say(f"relay: loading a backlog of {cfg.relay_events:,} events")
         load_s = await _load_events(store, cfg.relay_events, cfg, offset=1)
         say(f"relay: backlog loaded in {load_s:.1f} s; publishing it")
-        published, seconds = await harness.publish(
+        published, seconds, cpu_s = await harness.publish(
             cfg.relay_warmup_events + cfg.relay_events, cfg.relay_timeout_s
         )
         relay_rate = _rate(published, seconds)
@@ -579,6 +591,7 @@ async def _relay_figure(
         relay_events_per_s=round(relay_rate, 1),
         relay_events=published,
         relay_seconds=round(seconds, 3),
+        relay_client_cpu_us_per_event=round(cpu_s / published * 1e6, 1),
         producer_perf_records_per_s=perf["records_per_s"],
         producer_perf=perf,
         topic_partitions=cfg.topic_partitions,
@@ -594,7 +607,7 @@ async def _raw_read(pool: asyncpg.Pool, schema: str, batch: int) -> tuple[int, f
     async with pool.acquire() as conn, conn.transaction():
         started = time.perf_counter()
         cursor = await conn.cursor(
-            f"SELECT {_EVENT_COLUMNS} FROM {schema}.events ORDER BY tx_id, seq"
+            f"SELECT {_EVENT_COLUMNS} FROM {schema}.events ORDER BY events.tx_id, events.seq"
         )
         rows = 0
         while chunk := await cursor.fetch(batch):
@@ -649,12 +662,14 @@ async def _rebuild_figure(
     await projection.create(pool)
     runner = ProjectionRunner(PostgresEventStore(pool, schema), projection, schema)
     best_read, best_rebuild = 0.0, 0.0
-    rebuilt = 0
+    rebuilt, cpu_us = 0, 0.0
     for rep in range(1, cfg.read_repeats + 1):
         rows, read_s = await _raw_read(pool, schema, cfg.read_batch)
+        cpu_started = time.process_time()
         started = time.perf_counter()
         rebuilt = await runner.rebuild()
         rebuild_s = time.perf_counter() - started
+        cpu_us = (time.process_time() - cpu_started) / max(rebuilt, 1) * 1e6
         best_read = max(best_read, _rate(rows, read_s))
         best_rebuild = max(best_rebuild, _rate(rebuilt, rebuild_s))
         say(
@@ -670,6 +685,7 @@ async def _rebuild_figure(
         definition=definition,
         rebuild_events_per_s=round(best_rebuild, 1),
         raw_read_rows_per_s=round(best_read, 1),
+        rebuild_client_cpu_us_per_event=round(cpu_us, 1),
         events=total,
         passes=cfg.read_repeats,
     )

@@ -1,0 +1,65 @@
+"""Smoke test of the `qinqing bench` harness on the real stack: tiny sizes, no timing asserted."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from services.bench import FIGURES, QUICK, run_bench, write_outputs
+from services.runtime.settings import Settings
+
+TINY = dataclasses.replace(
+    QUICK,
+    mode="smoke",
+    writers=2,
+    warmup_s=0.2,
+    phase_s=0.5,
+    relay_warmup_events=100,
+    relay_events=900,
+    producer_perf_records=2_000,
+    topic_partitions=1,
+)
+
+
+@pytest.mark.integration
+async def test_bench_writes_every_figure(
+    database_url: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    settings = Settings(DATABASE_URL=database_url, KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap)
+    lines: list[str] = []
+
+    result = await run_bench(TINY, settings, say=lines.append)
+    json_path, md_path = write_outputs(result, tmp_path)
+
+    written = json.loads(json_path.read_text())
+    for key in FIGURES:
+        figure = written[key]
+        assert isinstance(figure["ratio"], float), (key, figure)
+        assert figure["ratio"] > 0, (key, figure)
+    assert written["append_vs_raw_insert"]["append_events_per_s"] > 0
+    assert written["append_vs_raw_insert"]["raw_insert_rows_per_s"] > 0
+    assert written["append_vs_raw_insert"]["append_latency_ms"]["p99"] > 0
+    assert written["relay_vs_producer_perf"]["relay_events"] == TINY.relay_events
+    assert written["relay_vs_producer_perf"]["producer_perf_records_per_s"] > 0
+    assert written["rebuild_vs_raw_read"]["events"] == TINY.relay_warmup_events + TINY.relay_events
+    assert written["machine"]["cpu_count"] >= 1
+    assert written["machine"]["postgresql"]
+    for key in FIGURES:
+        assert f"`{key}`" in md_path.read_text()
+    assert any(line.startswith("appends:") for line in lines)
+    assert any(line.startswith("rebuild:") for line in lines)
+
+    # The run cleans up after itself: no bench schema is left behind.
+    conn = await asyncpg.connect(database_url)
+    try:
+        left = await conn.fetch(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'bench\\_%\\_a'"
+            " OR nspname LIKE 'bench\\_%\\_r'"
+        )
+    finally:
+        await conn.close()
+    assert [r["nspname"] for r in left] == []
