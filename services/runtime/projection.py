@@ -71,25 +71,27 @@ def kafka_projection(
 
 
 class ProjectionRunner:
-    """Keeps `projection` up to date with the log of `store` (the same service's schema)."""
+    """Keeps `projection` up to date with the log of the same service's schema."""
 
     def __init__(
         self,
-        store: PostgresEventStore,
+        pool: asyncpg.Pool,
+        schema: str,
         projection: Projection,
         service: str,
         *,
         batch_size: int = 1000,
         poll_interval_s: float = 0.05,
     ) -> None:
-        self.store = store
+        self.pool = pool
+        self.store = PostgresEventStore(pool, schema)
         self.projection = projection
         self.service = service
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
         self.checkpoint_name = f"projection:{projection.name}"
-        self.checkpoints = PostgresCheckpoints(store.pool, store.schema)
-        self._lock_key = f"qinqing.projection:{store.schema}.{projection.name}"
+        self.checkpoints = PostgresCheckpoints(pool, self.store.schema)
+        self._lock_key = f"qinqing.projection:{schema}.{projection.name}"
 
     def _items(self, events: Sequence[RecordedEvent]) -> list[Item]:
         return [(envelope_of(e, self.service), e.data) for e in events]
@@ -111,7 +113,7 @@ class ProjectionRunner:
                 break
         if not events:
             return 0
-        async with self.store.pool.acquire() as proxy, proxy.transaction():
+        async with self.pool.acquire() as proxy, proxy.transaction():
             conn = cast(asyncpg.Connection, proxy)  # the pool's proxy forwards every call
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", self._lock_key)
             # Another runner or a rebuild moved the checkpoint while we read: let it win.
@@ -174,7 +176,7 @@ class ProjectionRunner:
         started = time.monotonic()
         replayed = 0
         batches = self._batches(as_of, batch_size)
-        async with self.store.pool.acquire() as proxy:
+        async with self.pool.acquire() as proxy:
             conn = cast(asyncpg.Connection, proxy)
             await conn.execute("SELECT pg_advisory_lock(hashtext($1))", self._lock_key)
             next_batch: asyncio.Future[list[RecordedEvent] | None] | None = None

@@ -7,7 +7,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import asyncpg
@@ -58,7 +58,7 @@ def relay_for(store: PostgresEventStore, service: str, bootstrap: str, **kw: Any
     settings = ProducerSettings(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     return OutboxRelay(
         store,
-        PostgresCheckpoints(store.pool, store.schema),
+        PostgresCheckpoints(cast(asyncpg.Pool, store.pool), store.schema),
         service,
         lambda: kafka_producer(settings),
         **kw,
@@ -173,7 +173,7 @@ async def test_a_redelivered_message_has_one_effect_and_poison_goes_to_the_dead_
     finally:
         await producer.stop()
 
-    inbox = PostgresInbox(store.pool, store.schema)
+    inbox = PostgresInbox(cast(asyncpg.Pool, store.pool), store.schema)
     broker = KafkaBroker(kafka_bootstrap)
     consumer = InboxConsumer(
         "effects", effect_writer(store.schema), inbox, BrokerDeadLetters(broker), retry_delay_s=0.01
@@ -223,7 +223,7 @@ async def test_kafka_crash_during_appends_loses_nothing_keeps_key_order_and_one_
     consumer = InboxConsumer(
         "effects",
         effect_writer(store.schema),
-        PostgresInbox(store.pool, store.schema),
+        PostgresInbox(cast(asyncpg.Pool, store.pool), store.schema),
         BrokerDeadLetters(broker),
         retry_delay_s=0.01,
     )

@@ -7,7 +7,7 @@ import random
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import pytest
@@ -30,7 +30,7 @@ class StreamTotals:
 
     def __init__(self, schema: str) -> None:
         self.table = f"{schema}.stream_totals"
-        self.tables = (self.table,)
+        self.tables: Sequence[str] = (self.table,)
         self._upsert = (
             f"INSERT INTO {self.table} AS t (stream_id, events, last_version, total)"
             " SELECT stream_id, count(*), max(version), sum(n)"
@@ -61,7 +61,7 @@ class StreamTotals:
             [d["n"] for _, d in events],
         )
 
-    async def state(self, conn: asyncpg.Pool) -> list[tuple[Any, ...]]:
+    async def state(self, conn: Any) -> list[tuple[Any, ...]]:
         rows = await conn.fetch(f"SELECT * FROM {self.table} ORDER BY stream_id")
         return [tuple(r) for r in rows]
 
@@ -76,9 +76,13 @@ async def store(db_pool: asyncpg.Pool, pg_schema: str) -> PostgresEventStore:
 @pytest.fixture
 async def totals(store: PostgresEventStore) -> StreamTotals:
     projection = StreamTotals(store.schema)
-    async with store.pool.acquire() as conn:
+    async with cast(asyncpg.Pool, store.pool).acquire() as conn:
         await projection.create(conn)
     return projection
+
+
+def runner_for(store: PostgresEventStore, totals: StreamTotals, **kw: Any) -> ProjectionRunner:
+    return ProjectionRunner(cast(asyncpg.Pool, store.pool), store.schema, totals, "binding", **kw)
 
 
 async def fill(store: PostgresEventStore, streams: int, per_stream: int, per_append: int) -> None:
@@ -97,7 +101,7 @@ async def test_rebuild_equals_the_live_projection_and_as_of_p_equals_the_state_s
     store: PostgresEventStore, totals: StreamTotals
 ) -> None:
     await fill(store, streams=12, per_stream=40, per_append=3)
-    live = ProjectionRunner(store, totals, "binding", batch_size=37)
+    live = runner_for(store, totals, batch_size=37)
     seen_at: dict[Position, list[tuple[Any, ...]]] = {}
     while await live.run_once():
         seen_at[await live.position()] = await totals.state(store.pool)
@@ -125,7 +129,7 @@ async def test_rebuild_as_of_a_time_leaves_out_later_events(
     await store.append("early", NO_STREAM, [NewEvent("Counted", {"n": 1}, T0)])
     cut = await store.pool.fetchval("SELECT clock_timestamp()")
     await store.append("late", NO_STREAM, [NewEvent("Counted", {"n": 2}, T0)])
-    runner = ProjectionRunner(store, totals, "binding")
+    runner = runner_for(store, totals)
     assert await runner.rebuild(as_of=cut) == 1
     assert [r[0] for r in await totals.state(store.pool)] == ["early"]
 
@@ -134,14 +138,14 @@ async def test_a_stale_batch_does_not_overwrite_a_rebuild(
     store: PostgresEventStore, totals: StreamTotals
 ) -> None:
     await fill(store, streams=2, per_stream=5, per_append=5)
-    one, other = (ProjectionRunner(store, totals, "binding") for _ in range(2))
+    one, other = (runner_for(store, totals) for _ in range(2))
     assert await one.run_once() == 10
     assert await other.run_once() == 0  # its checkpoint moved under it: nothing applied twice
     assert sum(r[1] for r in await totals.state(store.pool)) == 10
 
 
 async def raw_read_rate(store: PostgresEventStore) -> float:
-    async with store.pool.acquire() as conn, conn.transaction():
+    async with cast(asyncpg.Pool, store.pool).acquire() as conn, conn.transaction():
         started = time.perf_counter()
         cursor = await conn.cursor(f"SELECT * FROM {store.schema}.events ORDER BY tx_id, seq")
         rows = 0
@@ -158,7 +162,7 @@ async def test_rebuild_keeps_pace_with_a_raw_sequential_read(
     total = 100_000
     await fill(store, streams=50, per_stream=total // 50, per_append=100)
     await store.pool.execute(f"ANALYZE {store.schema}.events")
-    runner = ProjectionRunner(store, totals, "binding")
+    runner = runner_for(store, totals)
     read_rate = rebuild_rate = 0.0
     for _ in range(2):
         read_rate = max(read_rate, await raw_read_rate(store))
