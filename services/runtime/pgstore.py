@@ -60,7 +60,7 @@ def read_all_sql(schema: str) -> str:
         "   AND tx_id < pg_snapshot_xmin(pg_current_snapshot())"
         "   AND ($3::text IS NULL OR (tx_id, seq) <= ($3::text::xid8, $4))"
         "   AND ($5::timestamptz IS NULL OR recorded_at <= $5)"
-        " ORDER BY tx_id, seq LIMIT $6"
+        " ORDER BY events.tx_id, events.seq LIMIT $6"
     )
 
 
