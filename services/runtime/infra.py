@@ -28,6 +28,7 @@ import pwd
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -49,6 +50,7 @@ T = TypeVar("T")
 Say = Callable[[str], None]
 
 PG_CLUSTER = "qinqing"
+_KAFKA_PORTS = (19092, 19093)  # PLAINTEXT and CONTROLLER, as in server.properties.in
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -418,18 +420,28 @@ _launched: dict[int, subprocess.Popen[bytes]] = {}
 
 
 def _pid_running(pid: int) -> bool:
-    """The process exists and is not a zombie (it may still be tearing down)."""
+    """Some thread of the process is still alive (SIGKILL turns the main thread into a
+    zombie before the others, which still hold the broker's sockets, are gone)."""
     proc = _launched.get(pid)
     if proc is not None:
         return proc.poll() is None
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
         return False
-    return stat.rsplit(")", 1)[-1].split()[0] not in {"Z", "X", "x"}
+    for task in tasks:
+        try:
+            state = (task / "stat").read_text().rsplit(")", 1)[-1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in {"Z", "X", "x"}:
+            return True
+    return False
 
 
 def _pid_is_broker(pid: int) -> bool:
+    if pid in _launched:
+        return _pid_running(pid)
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
@@ -568,7 +580,7 @@ def _kafka_log_hint(paths: KafkaPaths) -> str:
     except (OSError, ValueError):
         return hint
     proc = _launched.get(pid)
-    if proc is not None and proc.returncode is not None:
+    if proc is not None and proc.poll() is not None:
         hint = f"{hint} (pid {pid} exited with {proc.returncode})"
     with contextlib.suppress(OSError):
         tail = paths.stdout_log.read_text(errors="replace").strip().splitlines()[-5:]
@@ -577,8 +589,20 @@ def _kafka_log_hint(paths: KafkaPaths) -> str:
     return hint
 
 
+def _port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
 def _kafka_launch(paths: KafkaPaths, say: Say) -> int:
     _kafka_prepare(paths, say)
+    busy = [port for port in _KAFKA_PORTS if _port_in_use(port)]
+    if busy:
+        raise InfraError(
+            f"cannot start Kafka: port(s) {busy} on 127.0.0.1 are taken by another process "
+            "(a broker started from another checkout? stop it with its `qinqing infra down`)"
+        )
     pid = _kafka_spawn(paths)
     say(f"kafka: started broker pid {pid} (log {paths.server_log})")
     return pid
