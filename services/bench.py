@@ -412,6 +412,26 @@ def _kafka_version(libs: Path) -> str | None:
     return None
 
 
+async def _kafka_preflight(bootstrap: str) -> None:
+    """Fail before the first phase, not minutes in, when Kafka or the perf tool is missing."""
+    libs = kafka_libs()
+    if not any(libs.glob("kafka-tools-*.jar")):
+        raise BenchError(f"no kafka-tools jar in {libs}: run ./deploy/local/setup")
+    from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415
+    from aiokafka.errors import KafkaError  # noqa: PLC0415
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    try:
+        await asyncio.wait_for(admin.start(), 10)
+    except (OSError, TimeoutError, KafkaError) as exc:
+        raise BenchError(
+            f"Kafka at {bootstrap} does not answer ({exc!r}): run `qinqing infra up`"
+        ) from exc
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
+
+
 async def _create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: PLC0415
 
@@ -475,31 +495,6 @@ def _missing_module(name: str, attr: str) -> str | None:
     return None
 
 
-class _KeywordSend:
-    """Passes the relay's positional send(topic, value, key, headers) to aiokafka by keyword.
-
-    AIOKafkaProducer.send's fourth positional parameter is `partition`, not `headers`; until
-    relay.py passes keywords itself, this keeps the benchmark measuring the relay as written.
-    """
-
-    def __init__(self, producer: Any) -> None:
-        self._producer = producer
-
-    async def start(self) -> None:
-        await self._producer.start()
-
-    async def stop(self) -> None:
-        await self._producer.stop()
-
-    async def send(
-        self, topic: str, value: bytes, key: bytes, headers: list[tuple[str, bytes]]
-    ) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = await self._producer.send(
-            topic, value=value, key=key, headers=headers
-        )
-        return future
-
-
 class _RelayHarness:
     """One OutboxRelay (production settings: batch size from Settings, acks=all) kept warm."""
 
@@ -516,7 +511,7 @@ class _RelayHarness:
             PostgresEventStore(pool, schema),
             PostgresCheckpoints(pool, schema),
             service,
-            lambda: _KeywordSend(kafka_producer(producer_settings)),
+            lambda: kafka_producer(producer_settings),
             batch_size=settings.relay_batch_size,
         )
         self.topic: str = self.relay.topic
@@ -882,6 +877,7 @@ async def run_bench(
                 await migrate(conn, schema, package_migrations("services.runtime"))
         finally:
             await conn.close()
+        await _kafka_preflight(settings.kafka_bootstrap_servers)
         result.update(await _append_figures(pool, appends_schema, cfg, say))
         relay, load_s = await _relay_figure(
             pool=pool,
