@@ -1,1 +1,1 @@
-"""The voucher service (to come): QR codes, institution scans, usage records, mutual-aid payments."""
+"""The voucher service (to come): QR codes, institution scans, usage and mutual-aid payments."""
