@@ -140,9 +140,13 @@ class LocalBroker:
 
 @pytest.fixture
 def local_broker(infra: Infra) -> Iterator[LocalBroker]:
-    """Broker control for resilience tests; a test whose broker is external cannot crash it."""
+    """Broker control for resilience tests: they crash the broker, so it must be ours."""
     if infra.kafka_source != "local":
-        pytest.skip(f"Kafka comes from {infra.kafka_source}; only the local broker can be killed")
+        pytest.fail(
+            f"this test kills the Kafka broker, but Kafka comes from {infra.kafka_source};"
+            " run it against the local broker (unset KAFKA_BOOTSTRAP_SERVERS)",
+            pytrace=False,
+        )
     broker = LocalBroker(infra.kafka_bootstrap)
     yield broker
     if local_infra.kafka_pid() is None:  # a test that left it dead: bring it back for the rest
