@@ -15,11 +15,13 @@ from typing import Any, Literal, Protocol, cast
 from uuid import UUID
 
 import asyncpg
+import structlog
 from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
+from pydantic import ValidationError
 
 from contracts.envelope import Envelope, dead_letter_topic
 from services.runtime.events import check_schema_name
@@ -136,10 +138,21 @@ class InMemoryDeadLetters:
         self.published.append((topic, key, value, list(headers)))
 
 
+def error_text(error: BaseException) -> str:
+    """Why a message failed, without the offending values (they may be personal data)."""
+    if isinstance(error, ValidationError):
+        text = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors(include_input=False)
+        )
+    else:
+        text = str(error)
+    return text[:ERROR_TEXT_LIMIT] or type(error).__name__
+
+
 def error_headers(message: IncomingMessage, consumer: str, error: BaseException) -> Headers:
     """The original headers plus why and where the message failed."""
     extra = {
-        "x-error": str(error)[:ERROR_TEXT_LIMIT] or type(error).__name__,
+        "x-error": error_text(error),
         "x-error-type": f"{type(error).__module__}.{type(error).__qualname__}",
         "x-consumer": consumer,
         "x-original-topic": message.topic,
@@ -180,6 +193,14 @@ class InboxConsumer:
         async def effect(conn: asyncpg.Connection) -> None:
             await self.handler(conn, envelope, data)
 
+        with structlog.contextvars.bound_contextvars(
+            event_id=str(envelope.id),
+            stream_id=envelope.streamid,
+            correlation_id=envelope.correlationid,
+        ):
+            return await self._apply(message, envelope, effect)
+
+    async def _apply(self, message: IncomingMessage, envelope: Envelope, effect: Effect) -> Outcome:
         for attempt in range(self.max_retries + 1):
             try:
                 applied = await self.inbox.once(self.name, envelope.id, effect)

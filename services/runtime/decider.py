@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
 
+import structlog
 from pydantic import BaseModel
 
 from services.runtime.events import ConcurrencyError, EventStore, NewEvent, RecordedEvent
@@ -93,6 +94,12 @@ class CommandHandler(Generic[C, S, E]):
         )
 
     async def handle(self, stream_id: str, command: C, ctx: CommandContext) -> CommandResult[S, E]:
+        with structlog.contextvars.bound_contextvars(
+            stream_id=stream_id, correlation_id=ctx.correlation_id
+        ):
+            return await self._handle(stream_id, command, ctx)
+
+    async def _handle(self, stream_id: str, command: C, ctx: CommandContext) -> CommandResult[S, E]:
         for attempt in range(1, self.max_attempts + 1):
             recorded = await self.store.read_stream(stream_id)
             history = [self.codec.decode(r) for r in recorded]

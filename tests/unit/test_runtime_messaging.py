@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from contracts.envelope import Envelope
 from services.runtime.checkpoints import InMemoryCheckpoints
@@ -188,6 +189,22 @@ async def test_a_handler_that_keeps_failing_is_retried_then_dead_lettered() -> N
     assert dict(dlq.published[0][3])["x-error"] == b"cannot apply n=-1"
     assert await subject.process(incoming(good, offset=1)) is Outcome.APPLIED
     assert effects.applied == [5]
+
+
+async def test_a_dead_letter_names_the_invalid_field_but_not_its_value() -> None:
+    class Person(BaseModel):
+        id_number: int
+
+    async def strict(conn: Any, envelope: Envelope, data: dict[str, Any]) -> None:
+        Person.model_validate({"id_number": "11010519491231002X"})
+
+    [stored] = await recorded(InMemoryEventStore(), "s", 1)
+    dlq = InMemoryDeadLetters()
+    subject = InboxConsumer("c", strict, InMemoryInbox(), dlq, max_retries=0)
+    assert await subject.process(incoming(stored)) is Outcome.DEAD_LETTERED
+    error = dict(dlq.published[0][3])["x-error"]
+    assert error.startswith(b"id_number: ")
+    assert b"11010519491231002X" not in error
 
 
 async def test_a_handler_that_fails_once_succeeds_on_retry_without_a_dead_letter() -> None:
