@@ -83,7 +83,7 @@ class BenchConfig:
     mode: str
     writers: int = 8
     warmup_s: float = 2.0
-    phase_s: float = 4.0
+    phase_s: float = 6.0
     rounds: int = 4
     small_payload_bytes: int = 200  # data JSON of the append phase's events
     stream_length: int = 50  # events per stream before a writer moves to a new stream
