@@ -43,7 +43,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import typer
 
-from services.runtime.events import NewEvent
+from services.runtime.events import EventRecord, NewEvent
 from services.runtime.infra import KafkaPaths, repo_root
 from services.runtime.migrate import migrate, package_migrations
 from services.runtime.pgstore import PostgresEventStore
@@ -652,11 +652,11 @@ class StreamTypeCounts:
             f"CREATE TABLE {self.table} (stream_type text PRIMARY KEY, events bigint NOT NULL)"
         )
 
-    async def apply(self, conn: asyncpg.Connection, envelope: Any, data: dict[str, Any]) -> None:
-        await conn.execute(self._upsert, envelope.streamid.partition("-")[0], 1)
+    async def apply(self, conn: asyncpg.Connection, event: EventRecord) -> None:
+        await conn.execute(self._upsert, event.stream_id.partition("-")[0], 1)
 
-    async def apply_batch(self, conn: asyncpg.Connection, events: Sequence[Any]) -> None:
-        counts = Counter(envelope.streamid.partition("-")[0] for envelope, _ in events)
+    async def apply_batch(self, conn: asyncpg.Connection, events: Sequence[EventRecord]) -> None:
+        counts = Counter(event.stream_id.partition("-")[0] for event in events)
         await conn.executemany(self._upsert, sorted(counts.items()))
 
 
@@ -680,7 +680,7 @@ async def _rebuild_figure(
 
     projection = StreamTypeCounts(schema)
     await projection.create(pool)
-    runner = ProjectionRunner(pool, schema, projection, schema)
+    runner = ProjectionRunner(pool, schema, projection)
     best_read, best_rebuild = 0.0, 0.0
     rebuilt, cpu_us = 0, 0.0
     for rep in range(1, cfg.read_repeats + 1):

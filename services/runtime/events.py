@@ -124,6 +124,27 @@ class RecordedEvent:
         )
 
 
+class EventRecord(Protocol):
+    """What a read model sees of an event, from its own log or from another service's topic."""
+
+    @property
+    def event_id(self) -> UUID: ...
+    @property
+    def stream_id(self) -> str: ...
+    @property
+    def stream_version(self) -> int: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def schema_version(self) -> int: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def data(self) -> dict[str, Any]: ...
+    @property
+    def metadata(self) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class AppendResult:
     """Outcome of an append; a repeated command id gives the first outcome with duplicate=True."""

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from pydantic import ValidationError
 
@@ -16,8 +17,12 @@ from services.runtime.events import RecordedEvent
 CE_PREFIX = "ce_"
 CONTENT_TYPE = "content-type"
 _ENVELOPE_FIELDS = frozenset(Envelope.model_fields)
-# envelope_of() fills __dict__ directly: it relies on Envelope having no post-init hook.
-assert Envelope.__pydantic_post_init__ is None
+# Envelope attribute <- key of the stored event's metadata.
+_AUDIT_METADATA = {
+    "correlationid": "correlation_id",
+    "causationid": "causation_id",
+    "actor": "actor",
+}
 
 Headers = list[tuple[str, bytes]]
 
@@ -35,19 +40,10 @@ class KafkaRecord:
     headers: Headers
 
 
-def envelope_of(event: RecordedEvent, service: str) -> Envelope:
-    """The envelope of a stored event, built without validation: the store already checked it.
-
-    Rebuilds make one per event, and `model_construct` alone would cost as much as reading the
-    event, so the instance is assembled the way `model_construct` does it, with every field given.
-    """
+def attributes_of(event: RecordedEvent, service: str) -> dict[str, Any]:
+    """The CloudEvents attributes of a stored event (absent audit metadata is left out)."""
     metadata = event.metadata
-
-    def text(key: str) -> str | None:
-        value = metadata.get(key)
-        return None if value is None else str(value)
-
-    values = {
+    values: dict[str, Any] = {
         "id": event.event_id,
         "source": f"/qinqing/{service}",
         "type": event_type(service, event.type, event.schema_version),
@@ -59,32 +55,29 @@ def envelope_of(event: RecordedEvent, service: str) -> Envelope:
         "streamversion": event.stream_version,
         "globalposition": str(event.position),
         "schemaversion": event.schema_version,
-        "correlationid": text("correlation_id"),
-        "causationid": text("causation_id"),
-        "actor": text("actor"),
     }
-    envelope = Envelope.__new__(Envelope)
-    object.__setattr__(envelope, "__dict__", values)
-    object.__setattr__(envelope, "__pydantic_fields_set__", set(_ENVELOPE_FIELDS))
-    object.__setattr__(envelope, "__pydantic_extra__", None)
-    object.__setattr__(envelope, "__pydantic_private__", None)
-    return envelope
+    for name, key in _AUDIT_METADATA.items():
+        if metadata.get(key) is not None:
+            values[name] = str(metadata[key])
+    return values
 
 
-def _header_text(name: str, value: Any) -> str:
-    if name == "time":
-        return str(value.isoformat().replace("+00:00", "Z"))
-    return str(value)
+def envelope_of(event: RecordedEvent, service: str) -> Envelope:
+    return Envelope.model_validate(attributes_of(event, service))
+
+
+def _header_text(value: Any) -> bytes:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z").encode()
+    return str(value).encode()
 
 
 def to_record(event: RecordedEvent, service: str) -> KafkaRecord:
     """Binary content mode: each envelope attribute is a `ce_<name>` header; the body is data."""
-    envelope = envelope_of(event, service)
     headers: Headers = [(CONTENT_TYPE, DATA_CONTENT_TYPE.encode())]
-    for name in _ENVELOPE_FIELDS - {"datacontenttype"}:
-        value = getattr(envelope, name)
-        if value is not None:
-            headers.append((CE_PREFIX + name, _header_text(name, value).encode()))
+    for name, value in attributes_of(event, service).items():
+        if name != "datacontenttype":
+            headers.append((CE_PREFIX + name, _header_text(value)))
     headers.sort()
     return KafkaRecord(event.stream_id.encode(), event.data_json.encode(), headers)
 
@@ -128,3 +121,44 @@ def from_record(
     if not isinstance(data, dict):
         raise MalformedMessageError(f"body must be a JSON object, got {type(data).__name__}")
     return envelope, data
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedEvent:
+    """An event read from another service's topic, shaped as the store's events are."""
+
+    envelope: Envelope
+    data: dict[str, Any]
+
+    @property
+    def event_id(self) -> UUID:
+        return self.envelope.id
+
+    @property
+    def stream_id(self) -> str:
+        return self.envelope.streamid
+
+    @property
+    def stream_version(self) -> int:
+        return self.envelope.streamversion
+
+    @property
+    def type(self) -> str:
+        # qinqing.<service>.<Name>.v<schema version>
+        return self.envelope.type.rsplit(".", 2)[-2]
+
+    @property
+    def schema_version(self) -> int:
+        return self.envelope.schemaversion
+
+    @property
+    def occurred_at(self) -> datetime:
+        return self.envelope.time
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return {
+            key: getattr(self.envelope, name)
+            for name, key in _AUDIT_METADATA.items()
+            if getattr(self.envelope, name) is not None
+        }

@@ -23,15 +23,13 @@ import asyncpg
 from contracts.envelope import Envelope
 from services.runtime.checkpoints import PostgresCheckpoints
 from services.runtime.consumer import DeadLetters, Inbox, InboxConsumer
-from services.runtime.events import START, Position, RecordedEvent
-from services.runtime.kafka_codec import envelope_of
+from services.runtime.events import START, EventRecord, Position, RecordedEvent
+from services.runtime.kafka_codec import ReceivedEvent
 from services.runtime.logging import get_logger
 from services.runtime.pgstore import PostgresEventStore
 from services.runtime.relay import UNAVAILABLE, wait_or_stop
 
 log = get_logger(__name__)
-
-Item = tuple[Envelope, dict[str, Any]]
 
 
 class Projection(Protocol):
@@ -40,34 +38,38 @@ class Projection(Protocol):
     name: str
     tables: Sequence[str]  # schema-qualified
 
-    async def apply(
-        self, conn: asyncpg.Connection, envelope: Envelope, data: dict[str, Any]
-    ) -> None: ...
+    async def apply(self, conn: asyncpg.Connection, event: EventRecord) -> None: ...
 
 
 @runtime_checkable
 class BatchProjection(Projection, Protocol):
     """A projection that can apply many events in a few statements (executemany, unnest)."""
 
-    async def apply_batch(self, conn: asyncpg.Connection, events: Sequence[Item]) -> None: ...
+    async def apply_batch(
+        self, conn: asyncpg.Connection, events: Sequence[EventRecord]
+    ) -> None: ...
 
 
 async def apply_all(
-    projection: Projection, conn: asyncpg.Connection, items: Sequence[Item]
+    projection: Projection, conn: asyncpg.Connection, events: Sequence[EventRecord]
 ) -> None:
     if isinstance(projection, BatchProjection):
-        await projection.apply_batch(conn, items)
+        await projection.apply_batch(conn, events)
         return
-    for envelope, data in items:
-        await projection.apply(conn, envelope, data)
+    for event in events:
+        await projection.apply(conn, event)
 
 
 def kafka_projection(
     projection: Projection, inbox: Inbox, dead_letters: DeadLetters, *, max_retries: int = 3
 ) -> InboxConsumer:
     """Feed a projection from another service's topic; the inbox makes each event count once."""
+
+    async def handler(conn: asyncpg.Connection, envelope: Envelope, data: dict[str, Any]) -> None:
+        await projection.apply(conn, ReceivedEvent(envelope, data))
+
     name = f"projection:{projection.name}"
-    return InboxConsumer(name, projection.apply, inbox, dead_letters, max_retries=max_retries)
+    return InboxConsumer(name, handler, inbox, dead_letters, max_retries=max_retries)
 
 
 class ProjectionRunner:
@@ -78,7 +80,6 @@ class ProjectionRunner:
         pool: asyncpg.Pool,
         schema: str,
         projection: Projection,
-        service: str,
         *,
         batch_size: int = 1000,
         poll_interval_s: float = 0.05,
@@ -86,18 +87,14 @@ class ProjectionRunner:
         self.pool = pool
         self.store = PostgresEventStore(pool, schema)
         self.projection = projection
-        self.service = service
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
         self.checkpoint_name = f"projection:{projection.name}"
         self.checkpoints = PostgresCheckpoints(pool, self.store.schema)
         self._lock_key = f"qinqing.projection:{schema}.{projection.name}"
 
-    def _items(self, events: Sequence[RecordedEvent]) -> list[Item]:
-        return [(envelope_of(e, self.service), e.data) for e in events]
-
     async def _apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
-        await apply_all(self.projection, conn, self._items(events))
+        await apply_all(self.projection, conn, events)
         await self.checkpoints.save(self.checkpoint_name, events[-1].position, conn)
 
     async def position(self) -> Position:

@@ -50,8 +50,7 @@ async def test_an_untouched_log_verifies_and_counts_what_is_not_sealed(
 async def test_an_altered_payload_is_named(store: PostgresEventStore) -> None:
     await tamper(
         store,
-        "UPDATE {s}.events SET data = '{{\"n\": 99}}'"
-        " WHERE stream_id = 'b' AND stream_version = 2",
+        "UPDATE {s}.events SET data = '{{\"n\": 99}}' WHERE stream_id = 'b' AND stream_version = 2",
     )
     problem = (await verify(store.pool, store.schema)).first_problem
     assert problem is not None

@@ -12,8 +12,7 @@ from typing import Any, cast
 import asyncpg
 import pytest
 
-from contracts.envelope import Envelope
-from services.runtime.events import NO_STREAM, NewEvent, Position
+from services.runtime.events import NO_STREAM, EventRecord, NewEvent, Position
 from services.runtime.migrate import migrate, service_migrations
 from services.runtime.pgstore import PostgresEventStore
 from services.runtime.projection import ProjectionRunner
@@ -46,19 +45,15 @@ class StreamTotals:
             " last_version int NOT NULL, total bigint NOT NULL)"
         )
 
-    async def apply(
-        self, conn: asyncpg.Connection, envelope: Envelope, data: dict[str, Any]
-    ) -> None:
-        await self.apply_batch(conn, [(envelope, data)])
+    async def apply(self, conn: asyncpg.Connection, event: EventRecord) -> None:
+        await self.apply_batch(conn, [event])
 
-    async def apply_batch(
-        self, conn: asyncpg.Connection, events: Sequence[tuple[Envelope, dict[str, Any]]]
-    ) -> None:
+    async def apply_batch(self, conn: asyncpg.Connection, events: Sequence[EventRecord]) -> None:
         await conn.execute(
             self._upsert,
-            [e.streamid for e, _ in events],
-            [e.streamversion for e, _ in events],
-            [d["n"] for _, d in events],
+            [e.stream_id for e in events],
+            [e.stream_version for e in events],
+            [e.data["n"] for e in events],
         )
 
     async def state(self, conn: Any) -> list[tuple[Any, ...]]:
@@ -82,7 +77,7 @@ async def totals(store: PostgresEventStore) -> StreamTotals:
 
 
 def runner_for(store: PostgresEventStore, totals: StreamTotals, **kw: Any) -> ProjectionRunner:
-    return ProjectionRunner(cast(asyncpg.Pool, store.pool), store.schema, totals, "binding", **kw)
+    return ProjectionRunner(cast(asyncpg.Pool, store.pool), store.schema, totals, **kw)
 
 
 async def fill(store: PostgresEventStore, streams: int, per_stream: int, per_append: int) -> None:

@@ -19,7 +19,7 @@ from services.runtime.consumer import (
     InMemoryInbox,
     Outcome,
 )
-from services.runtime.events import NO_STREAM, NewEvent, RecordedEvent
+from services.runtime.events import NO_STREAM, EventRecord, NewEvent, RecordedEvent
 from services.runtime.kafka_codec import (
     MalformedMessageError,
     envelope_of,
@@ -27,6 +27,7 @@ from services.runtime.kafka_codec import (
     to_record,
 )
 from services.runtime.memory import InMemoryEventStore
+from services.runtime.projection import kafka_projection
 from services.runtime.relay import OutboxRelay
 
 T0 = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
@@ -58,7 +59,7 @@ async def test_a_record_parses_back_to_the_envelope_and_data_it_was_made_from() 
 
     envelope, data = from_record(record.headers, record.value)
 
-    assert envelope == Envelope.model_validate(envelope_of(stored, "binding").model_dump())
+    assert envelope == envelope_of(stored, "binding")
     assert data == stored.data
     assert record.key == b"family-1"
     assert record.value == stored.data_json.encode()
@@ -303,3 +304,33 @@ async def test_relay_run_stops_when_asked_and_closes_its_producer() -> None:
     await asyncio.wait_for(task, 2)
     assert producer.stopped
     assert json.loads(sent[0][2]["ce_streamversion"]) == 1
+
+
+# ------------------------------------------------------------------------ kafka projections
+class Seen:
+    """A projection that remembers what it saw of each event."""
+
+    name = "seen"
+    tables = ()
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[Any, ...]] = []
+
+    async def apply(self, conn: Any, event: EventRecord) -> None:
+        identity = (event.event_id, event.stream_id, event.stream_version, event.type)
+        self.rows.append((*identity, event.schema_version, event.occurred_at, event.data))
+        self.rows.append(tuple(sorted(event.metadata.items())))
+
+
+async def test_a_kafka_fed_projection_sees_the_event_as_the_producer_stored_it() -> None:
+    [stored] = await recorded(InMemoryEventStore(), "family-1", 1)
+    projection, inbox = Seen(), InMemoryInbox()
+    subject = kafka_projection(projection, inbox, InMemoryDeadLetters())
+
+    assert await subject.process(incoming(stored)) is Outcome.APPLIED
+    assert await subject.process(incoming(stored, offset=1)) is Outcome.DUPLICATE
+    identity = (stored.event_id, "family-1", 1, "MemberBound")
+    assert projection.rows == [
+        (*identity, 1, stored.occurred_at, stored.data),
+        tuple(sorted(stored.metadata.items())),
+    ]
