@@ -43,6 +43,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import typer
 
+from services.runtime.db import create_pool
 from services.runtime.events import EventRecord, NewEvent
 from services.runtime.infra import KafkaPaths, repo_root
 from services.runtime.migrate import migrate, package_migrations
@@ -854,9 +855,7 @@ async def run_bench(
     appends_schema, log_schema = f"{base}_a", f"{base}_r"
     began = time.perf_counter()
     try:
-        pool = await asyncpg.create_pool(
-            settings.database_url, min_size=cfg.writers, max_size=cfg.writers + 2
-        )
+        pool = await create_pool(settings, min_size=cfg.writers, max_size=cfg.writers + 2)
     except (OSError, asyncpg.PostgresError) as exc:
         raise BenchError(
             f"PostgreSQL at {settings.database_url} does not answer ({exc}): run `qinqing infra up`"

@@ -166,18 +166,22 @@ def content_hash(
     data_json: str,
     metadata_json: str,
 ) -> bytes:
-    """SHA-256 over an unambiguous encoding (a JSON array) of everything an event says."""
-    fields = [
+    """SHA-256 over every field an event states, each length-prefixed so none can bleed over."""
+    digest = hashlib.sha256()
+    for text in (
         stream_id,
-        stream_version,
+        str(stream_version),
         str(event_id),
         event_type,
-        schema_version,
+        str(schema_version),
         occurred_at.astimezone(UTC).isoformat(),
         data_json,
         metadata_json,
-    ]
-    return hashlib.sha256(_canonical_json({"e": fields}).encode()).digest()
+    ):
+        raw = text.encode()
+        digest.update(len(raw).to_bytes(8, "big"))
+        digest.update(raw)
+    return digest.digest()
 
 
 def chain(prev_hash: bytes, content: bytes) -> bytes:

@@ -209,6 +209,8 @@ def _pg_conf(target: PgTarget) -> str:
         f"port = {target.port}\n"
         "max_connections = 200\n"
         "shared_buffers = 256MB\n"
+        "# Loopback only: TLS would cost CPU (shared with clients on 2 cores), protect nothing.\n"
+        "ssl = off\n"
         "# Durability stays on: benchmarks measure against a real commit.\n"
         "fsync = on\n"
         "synchronous_commit = on\n"
@@ -725,9 +727,9 @@ def ensure_up(
 
     pg_hint = ""
     if not _external(settings, "database_url"):
-        if _run_async(postgres_answers(db_url)) is not None:
-            say(f"postgres: {_redact(db_url)} already answers")
-        else:
+        if pg_cluster() is None and _run_async(postgres_answers(db_url)) is not None:
+            say(f"postgres: {_redact(db_url)} already answers (a server not started here)")
+        else:  # ours (or none yet): pg_up also brings its configuration up to date
             cluster = pg_up(PgTarget.from_url(db_url), say)
             pg_hint = cluster.log_file
     else:

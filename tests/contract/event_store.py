@@ -103,7 +103,7 @@ class EventStoreContract:
         await store.append("fixed", NO_STREAM, [fixed])
         (recorded,) = await store.read_stream("fixed")
         assert recorded.content_hash.hex() == (
-            "e9216987d35026f269898c429f9c332906d2e7986eb472c81e953524ea2c0d7d"
+            "a4cd3777ced3cd989dcff44479582bfb405385ec9adaeebe4680534eb32b204e"
         )
 
     async def test_bad_appends_are_refused_with_a_reason(self, store: EventStore) -> None:
