@@ -167,21 +167,20 @@ def content_hash(
     metadata_json: str,
 ) -> bytes:
     """SHA-256 over every field an event states, each length-prefixed so none can bleed over."""
-    digest = hashlib.sha256()
-    for text in (
-        stream_id,
-        str(stream_version),
-        str(event_id),
-        event_type,
-        str(schema_version),
-        occurred_at.astimezone(UTC).isoformat(),
-        data_json,
-        metadata_json,
-    ):
-        raw = text.encode()
-        digest.update(len(raw).to_bytes(8, "big"))
-        digest.update(raw)
-    return digest.digest()
+    parts = [
+        text.encode()
+        for text in (
+            stream_id,
+            str(stream_version),
+            str(event_id),
+            event_type,
+            str(schema_version),
+            occurred_at.astimezone(UTC).isoformat(),
+            data_json,
+            metadata_json,
+        )
+    ]
+    return hashlib.sha256(b"".join(len(p).to_bytes(8, "big") + p for p in parts)).digest()
 
 
 def chain(prev_hash: bytes, content: bytes) -> bytes:

@@ -71,6 +71,12 @@ class PostgresEventStore:
         self.pool = pool
         self.schema = check_schema_name(schema)
         self._append_sql = f"SELECT * FROM {schema}.append_events($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"
+        # Most commands record one event: scalars are cheaper to encode than ten 1-element arrays.
+        self._append_one_sql = (
+            f"SELECT * FROM {schema}.append_events($1, $2, $3, ARRAY[$4::uuid], ARRAY[$5::text],"
+            " ARRAY[$6::integer], ARRAY[$7::json], ARRAY[$8::json], ARRAY[$9::timestamptz],"
+            " ARRAY[$10::bytea])"
+        )
         self._read_stream_sql = (
             f"SELECT {_COLUMNS} FROM {schema}.events"
             " WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version"
@@ -85,10 +91,7 @@ class PostgresEventStore:
         command_id: UUID | None = None,
     ) -> AppendResult:
         prepared = prepare(stream_id, expected_version, events)
-        args: list[Any] = [
-            stream_id,
-            expected_version,
-            command_id,
+        columns: list[Any] = [
             [p.event.event_id for p in prepared],
             [p.event.type for p in prepared],
             [p.event.schema_version for p in prepared],
@@ -97,11 +100,15 @@ class PostgresEventStore:
             [p.event.occurred_at for p in prepared],
             [p.content_hash for p in prepared],
         ]
+        sql = self._append_sql
+        if len(prepared) == 1:
+            sql, columns = self._append_one_sql, [column[0] for column in columns]
+        args = [stream_id, expected_version, command_id, *columns]
         # A lost race on the same command id surfaces as a unique violation on `commands`;
         # the second attempt then finds the first outcome. Bounded: that row now exists.
         for _ in range(2):
             try:
-                row = await self.pool.fetchrow(self._append_sql, *args)
+                row = await self.pool.fetchrow(sql, *args)
             except asyncpg.UniqueViolationError as exc:
                 constraint = exc.constraint_name or ""
                 if constraint == "events_pkey":

@@ -24,6 +24,3 @@ class Settings(BaseSettings):
     db_pool_min: int = 1
     db_pool_max: int = 10
     relay_batch_size: int = 500
-    relay_poll_interval_s: float = 0.05
-    consumer_max_retries: int = 3
-    sealer_block_size: int = 1000

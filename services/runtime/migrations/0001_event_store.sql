@@ -7,7 +7,7 @@
 -- below that horizon, so a reader never skips a late commit. Writers do not wait on each other.
 
 CREATE TABLE events (
-    seq             bigserial   NOT NULL UNIQUE,
+    seq             bigserial   NOT NULL,  -- unique by construction (one sequence)
     tx_id           xid8        NOT NULL DEFAULT pg_current_xact_id(),
     stream_id       text        NOT NULL,
     stream_version  integer     NOT NULL CHECK (stream_version > 0),
@@ -23,7 +23,6 @@ CREATE TABLE events (
     PRIMARY KEY (stream_id, stream_version)
 );
 CREATE INDEX events_global_order ON events (tx_id, seq);
-CREATE INDEX events_occurred_at ON events (occurred_at);
 
 -- Idempotent commands: the first outcome of a command id, returned again on a repeat.
 CREATE TABLE commands (
