@@ -190,7 +190,6 @@ class _AppendPhase:
 
     def __init__(self, pool: asyncpg.Pool, schema: str, cfg: BenchConfig) -> None:
         self.pool, self.schema, self.cfg = pool, schema, cfg
-        self.store = PostgresEventStore(pool, schema)
         self.raw_sql = (
             f"INSERT INTO {schema}.raw_events (stream_id, stream_version, event_id, event_type,"
             " schema_version, data, metadata, occurred_at, content_hash, chain_hash)"
@@ -215,7 +214,15 @@ class _AppendPhase:
         prefix = STREAM_TYPES[self._stream_seq % len(STREAM_TYPES)]
         return f"{prefix}-{kind}{writer}-{self._stream_seq}"
 
-    async def _store_writer(self, writer: int, batch: int, deadline: float, run: _Run) -> None:
+    async def _store_writer(
+        self,
+        conn: asyncpg.pool.PoolConnectionProxy,
+        writer: int,
+        batch: int,
+        deadline: float,
+        run: _Run,
+    ) -> None:
+        store = PostgresEventStore(conn, self.schema)
         stream, version = self._new_stream(f"s{batch}w", writer), 0
         meta = {"correlation_id": str(uuid.uuid4()), "actor": f"bench-writer-{writer}"}
         while time.perf_counter() < deadline:
@@ -229,7 +236,7 @@ class _AppendPhase:
                 for i in range(batch)
             ]
             started = time.perf_counter()
-            await self.store.append(stream, version, events, command_id=uuid.uuid4())
+            await store.append(stream, version, events, command_id=uuid.uuid4())
             run.latencies.append(time.perf_counter() - started)
             run.count += batch
             version += batch
@@ -270,24 +277,22 @@ class _AppendPhase:
         cpu_started = time.process_time()
         started = time.perf_counter()
         deadline = started + seconds
-        if kind == "raw":
-            # The ceiling: each writer on its own connection, no pool round trip per INSERT.
-            async with contextlib.AsyncExitStack() as stack:
-                conns = [
-                    await stack.enter_async_context(self.pool.acquire())
-                    for _ in range(self.cfg.writers)
-                ]
-                cpu_started = time.process_time()
-                started = time.perf_counter()
-                deadline = started + seconds
-                await asyncio.gather(
-                    *(self._raw_writer(c, w, deadline, runs[w]) for w, c in enumerate(conns))
-                )
-        else:
-            batch = int(kind.removeprefix("store"))
-            jobs = [
-                self._store_writer(w, batch, deadline, runs[w]) for w in range(self.cfg.writers)
+        # Both sides alike: each writer holds its own connection, no pool round trip per write.
+        async with contextlib.AsyncExitStack() as stack:
+            conns = [
+                await stack.enter_async_context(self.pool.acquire())
+                for _ in range(self.cfg.writers)
             ]
+            cpu_started = time.process_time()
+            started = time.perf_counter()
+            deadline = started + seconds
+            if kind == "raw":
+                jobs = [self._raw_writer(c, w, deadline, runs[w]) for w, c in enumerate(conns)]
+            else:
+                batch = int(kind.removeprefix("store"))
+                jobs = [
+                    self._store_writer(c, w, batch, deadline, runs[w]) for w, c in enumerate(conns)
+                ]
             await asyncio.gather(*jobs)
         total = _Run(seconds=time.perf_counter() - started, cpu_s=time.process_time() - cpu_started)
         for run in runs:
@@ -332,8 +337,9 @@ async def _append_figures(
             target=TARGETS["append_vs_raw_insert"],
             definition=(
                 "events/s of PostgresEventStore.append (1-event commands with command ids, "
-                f"{cfg.writers} concurrent writers on their own streams, hash chain computed in "
-                "append_events) / rows/s of plain single-row INSERTs of rows of the same columns "
+                f"{cfg.writers} concurrent writers on their own streams, each holding a "
+                "connection, hash chain computed in append_events) / rows/s of plain single-row "
+                "INSERTs of rows of the same columns "
                 "and sizes into a plain table (same columns, defaults and primary key only) "
                 f"through asyncpg, {cfg.writers} concurrent writers each holding a connection; "
                 "phases alternate in rounds"
