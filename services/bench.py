@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import json
 import os
 import platform
@@ -43,11 +42,14 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import typer
 
+from services.runtime.checkpoints import PostgresCheckpoints
 from services.runtime.db import create_pool
 from services.runtime.events import EventRecord, NewEvent
 from services.runtime.infra import KafkaPaths, repo_root
 from services.runtime.migrate import migrate, package_migrations
 from services.runtime.pgstore import PostgresEventStore
+from services.runtime.projection import ProjectionRunner
+from services.runtime.relay import OutboxRelay, ProducerSettings, kafka_producer
 from services.runtime.settings import Settings
 
 Say = Callable[[str], None]
@@ -132,16 +134,11 @@ def _percentiles_ms(samples: Sequence[float]) -> dict[str, float]:
 
 
 def _figure(
-    ratio_of: tuple[float, float] | None,
-    *,
-    target: float,
-    definition: str,
-    missing: str | None = None,
-    **extra: Any,
+    ratio_of: tuple[float, float], *, target: float, definition: str, **extra: Any
 ) -> dict[str, Any]:
-    """`ratio` is ours / ceiling; `null` with a `missing` reason when it was not measured."""
-    if ratio_of is None or ratio_of[1] <= 0:
-        return {"ratio": None, "target": target, "missing": missing, "definition": definition}
+    """`ratio` is ours / ceiling, both measured in this run."""
+    if ratio_of[1] <= 0:
+        raise BenchError(f"the ceiling measured nothing ({definition})")
     ratio = ratio_of[0] / ratio_of[1]
     return {
         "ratio": round(ratio, 3),
@@ -492,27 +489,10 @@ def _producer_perf(bootstrap: str, topic: str, records: int, libs: Path) -> dict
     }
 
 
-def _missing_module(name: str, attr: str) -> str | None:
-    try:
-        module = importlib.import_module(name)
-    except ImportError as exc:
-        return f"{name} is not importable yet ({exc})"
-    if not hasattr(module, attr):
-        return f"{name} has no {attr} yet"
-    return None
-
-
 class _RelayHarness:
     """One OutboxRelay (production settings: batch size from Settings, acks=all) kept warm."""
 
     def __init__(self, pool: asyncpg.Pool, schema: str, service: str, settings: Settings) -> None:
-        from services.runtime.checkpoints import PostgresCheckpoints  # noqa: PLC0415
-        from services.runtime.relay import (  # noqa: PLC0415
-            OutboxRelay,
-            ProducerSettings,
-            kafka_producer,
-        )
-
         producer_settings = ProducerSettings(bootstrap_servers=settings.kafka_bootstrap_servers)
         self.relay = OutboxRelay(
             PostgresEventStore(pool, schema),
@@ -567,12 +547,6 @@ async def _relay_figure(
     bootstrap = settings.kafka_bootstrap_servers
     say(f"relay: loading {cfg.relay_warmup_events:,} warm-up events")
     await _load_events(store, cfg.relay_warmup_events, cfg, offset=0)
-    missing = _missing_module("services.runtime.relay", "OutboxRelay")
-    if missing is not None:
-        say(f"relay: skipped, {missing}")
-        say(f"relay: loading {cfg.relay_events:,} events (for the rebuild)")
-        load_s = await _load_events(store, cfg.relay_events, cfg, offset=1)
-        return _figure(None, target=target, definition=definition, missing=missing), load_s
     harness = _RelayHarness(pool, schema, schema, settings)  # service = schema: a fresh topic
     perf_topic = f"{schema}.producer_perf"
     topics = [harness.topic, perf_topic]
@@ -677,14 +651,8 @@ async def _rebuild_figure(
         f"order (asyncpg server-side cursor, {cfg.read_batch} rows per fetch, Records only)"
     )
     target = TARGETS["rebuild_vs_raw_read"]
-    missing = _missing_module("services.runtime.projection", "ProjectionRunner")
     say("rebuild: warm-up read of the event table")
     total, _ = await _raw_read(pool, schema, cfg.read_batch)
-    if missing is not None:
-        say(f"rebuild: skipped, {missing}")
-        return _figure(None, target=target, definition=definition, missing=missing)
-    from services.runtime.projection import ProjectionRunner  # noqa: PLC0415
-
     projection = StreamTypeCounts(schema)
     await projection.create(pool)
     runner = ProjectionRunner(pool, schema, projection)
@@ -803,15 +771,13 @@ def render_markdown(result: dict[str, Any]) -> str:
     for key in FIGURES:
         fig = result[key]
         ours, ceiling = _absolutes(key, fig)
-        ratio = "n/a" if fig["ratio"] is None else f"{fig['ratio']:.2f}"
-        mark = "" if fig["ratio"] is None else (" ✓" if fig["meets_target"] else " ✗")
+        ratio = f"{fig['ratio']:.2f}"
+        mark = " ✓" if fig["meets_target"] else " ✗"
         lines.append(f"| `{key}` | {ratio}{mark} | >= {fig['target']} | {ours} | {ceiling} |")
     return "\n".join(lines) + "\n"
 
 
 def _absolutes(key: str, fig: dict[str, Any]) -> tuple[str, str]:
-    if fig["ratio"] is None:
-        return f"missing: {fig.get('missing')}", ""
     if key.startswith("append"):
         lat = fig["append_latency_ms"]
         raw_lat = fig["raw_insert_latency_ms"]
@@ -837,7 +803,7 @@ def render_table(result: dict[str, Any]) -> str:
     for key in FIGURES:
         fig = result[key]
         ours, ceiling = _absolutes(key, fig)
-        ratio = "n/a" if fig["ratio"] is None else f"{fig['ratio']:.2f}"
+        ratio = f"{fig['ratio']:.2f}"
         rows.append((key, ratio, f">= {fig['target']}", ours, ceiling))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
