@@ -8,6 +8,7 @@ both chains from the stored rows and names the first event that was altered, rem
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -74,29 +75,42 @@ class Sealer:
         )
 
     async def seal_once(self) -> int:
-        """Seal what committed since the last block; returns the number of events sealed."""
+        """Seal what committed since the last block; returns the number of events sealed.
+
+        Each block commits on its own: an open writing transaction holds every reader's horizon
+        back (see pgstore), so the sealer never keeps one open across a long backlog.
+        """
         sealed = 0
-        async with self.pool.acquire() as conn, conn.transaction():
-            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_key):
+        async with self.pool.acquire() as conn:
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_key):
                 return 0
-            last = await conn.fetchrow(
-                f"SELECT block_no, last_tx_id::text::bigint AS tx_id, last_seq, block_hash"
-                f" FROM {self.schema}.seal_blocks ORDER BY block_no DESC LIMIT 1"
-            )
-            block_no = 0 if last is None else last["block_no"]
-            after = START if last is None else Position(last["tx_id"], last["last_seq"])
-            prev = GENESIS if last is None else bytes(last["block_hash"])
-            batch: list[RecordedEvent] = []
-            async for event in self.store.read_all(after, batch_size=self.block_size):
-                batch.append(event)
-                if len(batch) == self.block_size:
-                    prev = await self._write_block(conn, block_no := block_no + 1, prev, batch)
+            try:
+                last = await conn.fetchrow(
+                    f"SELECT block_no, last_tx_id::text::bigint AS tx_id, last_seq, block_hash"
+                    f" FROM {self.schema}.seal_blocks ORDER BY block_no DESC LIMIT 1"
+                )
+                block_no = 0 if last is None else last["block_no"]
+                after = START if last is None else Position(last["tx_id"], last["last_seq"])
+                prev = GENESIS if last is None else bytes(last["block_hash"])
+                while batch := [e async for e in self._next(after)]:
+                    block_no += 1
+                    prev = await self._write_block(conn, block_no, prev, batch)
                     sealed += len(batch)
-                    batch = []
-            if batch:
-                await self._write_block(conn, block_no + 1, prev, batch)
-                sealed += len(batch)
+                    after = batch[-1].position
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", self._lock_key)
         return sealed
+
+    async def _next(self, after: Position) -> AsyncIterator[RecordedEvent]:
+        """At most one block's worth of committed events after `after`."""
+        count = 0
+        events = self.store.read_all(after, batch_size=self.block_size)
+        async for event in events:
+            yield event
+            count += 1
+            if count == self.block_size:
+                break
+        await events.aclose()  # type: ignore[attr-defined]
 
     async def _write_block(
         self, conn: Conn, block_no: int, prev: bytes, events: list[RecordedEvent]

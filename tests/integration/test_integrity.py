@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import asyncpg
@@ -144,3 +145,12 @@ async def test_a_forged_block_is_named(store: PostgresEventStore) -> None:
     assert problem is not None
     assert problem.kind == ProblemKind.SEAL_BROKEN
     assert "block 2" in problem.detail
+
+
+async def test_two_sealers_at_once_seal_each_event_once(store: PostgresEventStore) -> None:
+    sealers = [Sealer(store.pool, store.schema, block_size=5) for _ in range(2)]
+    counts = await asyncio.gather(*(s.seal_once() for s in sealers))
+    assert sum(counts) == 12
+    report = await verify(store.pool, store.schema)
+    assert report.ok, report.problems
+    assert report.unsealed == 0
