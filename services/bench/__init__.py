@@ -1,0 +1,30 @@
+"""`qinqing bench`: ratios against raw ceilings, measured in one run on the real local stack.
+
+Every figure is `ours / ceiling`, both measured here, seconds apart, on the same PostgreSQL
+and the same Kafka broker, so the ratio says how much the runtime costs on top of what the
+machine can do at all:
+
+* `append_vs_raw_insert` (`appends`): `PostgresEventStore.append` (8 writers, 1-event commands
+  with a command id, each writer on its own streams; the per-stream hash chain is computed
+  inside the store's `append_events()`) against plain single-row INSERTs of rows of the same
+  columns and sizes into a plain table (same columns, defaults and primary key; no function,
+  trigger, secondary index or command row) with the same 8-way concurrency. Runs alternate in
+  rounds so that drift (checkpoints, autovacuum) hits both sides alike.
+* `append_vs_raw_insert_batch10` (`appends`): events/s of 10-event commands / the same raw
+  rows/s.
+* `relay_vs_producer_perf` (`relay`, `kafka`): events/s the outbox relay publishes (acks=all)
+  from a backlog of ~1 KB events / records/s of Kafka's own `ProducerPerformance` with 1 KB
+  records, acks=all.
+* `rebuild_vs_raw_read` (`rebuild`): events/s of `ProjectionRunner.rebuild` of a small
+  projection (events per stream type) / rows/s of a plain server-side-cursor read of the same
+  rows in order.
+
+Everything happens in a fresh `bench_<hex>` schema and fresh topics, dropped at the end
+(`run`); `report` describes the machine and writes the JSON, Markdown and table.
+"""
+
+from services.bench.common import FIGURES, QUICK
+from services.bench.report import write_outputs
+from services.bench.run import bench_command, run_bench
+
+__all__ = ["FIGURES", "QUICK", "bench_command", "run_bench", "write_outputs"]

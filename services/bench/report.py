@@ -1,0 +1,144 @@
+"""What a run reports: the machine and stack it ran on, and its JSON, Markdown and table output."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from services.bench.common import FIGURES
+from services.bench.kafka import kafka_libs, kafka_version
+from services.runtime.infra import repo_root
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _memory_gib() -> float | None:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024 / 1024, 1)
+    return None
+
+
+def load_average() -> list[float] | None:
+    """1/5/15-minute load: other work on the machine skews every phase, so say how much."""
+    with contextlib.suppress(OSError, AttributeError):
+        return [round(x, 2) for x in os.getloadavg()]
+    return None
+
+
+def redact(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    user = f"{parts.username}@" if parts.username else ""
+    return urlunsplit((parts.scheme, f"{user}{host}{port}", parts.path, "", ""))
+
+
+def _git_commit() -> str | None:
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
+            capture_output=True, text=True, cwd=repo_root(), timeout=5, check=True,
+        )  # fmt: skip
+        return out.stdout.strip() or None
+    return None
+
+
+async def machine_info(pool: asyncpg.Pool) -> dict[str, Any]:
+    pg = await pool.fetchrow(
+        "SELECT current_setting('server_version') AS version,"
+        " current_setting('synchronous_commit') AS synchronous_commit,"
+        " current_setting('fsync') AS fsync, current_setting('shared_buffers') AS shared_buffers"
+    )
+    assert pg is not None
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "memory_gib": _memory_gib(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "postgresql": pg["version"],
+        "postgresql_settings": {
+            k: pg[k] for k in ("synchronous_commit", "fsync", "shared_buffers")
+        },
+        "kafka": kafka_version(kafka_libs()),
+        "asyncpg": asyncpg.__version__,
+        "git_commit": _git_commit(),
+    }
+
+
+def _absolutes(key: str, fig: dict[str, Any]) -> tuple[str, str]:
+    if key.startswith("append"):
+        lat = fig["append_latency_ms"]
+        raw_lat = fig["raw_insert_latency_ms"]
+        return (
+            f"{fig['append_events_per_s']:,.0f} events/s (p50 {lat['p50']:.2f} ms, "
+            f"p99 {lat['p99']:.2f} ms per append)",
+            f"{fig['raw_insert_rows_per_s']:,.0f} rows/s (p50 {raw_lat['p50']:.2f} ms, "
+            f"p99 {raw_lat['p99']:.2f} ms per INSERT)",
+        )
+    if key == "relay_vs_producer_perf":
+        return (
+            f"{fig['relay_events_per_s']:,.0f} events/s relayed",
+            f"{fig['producer_perf_records_per_s']:,.0f} records/s ProducerPerformance",
+        )
+    return (
+        f"{fig['rebuild_events_per_s']:,.0f} events/s rebuilt ({fig['events']:,} events)",
+        f"{fig['raw_read_rows_per_s']:,.0f} rows/s cursor read",
+    )
+
+
+def render_markdown(result: dict[str, Any]) -> str:
+    machine = result["machine"]
+    lines = [
+        f"Measured {result['date']} ({result['mode']} run) on {machine['cpu_count']} x "
+        f"{machine['cpu_model']}, {machine['memory_gib']} GiB, Python {machine['python']}, "
+        f"PostgreSQL {machine['postgresql']}, Kafka {machine['kafka']}; load average "
+        f"{machine.get('load_average_at_start')} at the start. "
+        "Ratios are ours / the raw ceiling, both measured in the same run; "
+        "`qinqing bench` regenerates this table and `docs/benchmarks.json`.",
+        "",
+        "| Figure | Ratio | Target | Ours | Ceiling |",
+        "|---|---:|---:|---|---|",
+    ]
+    for key in FIGURES:
+        fig = result[key]
+        ours, ceiling = _absolutes(key, fig)
+        ratio = f"{fig['ratio']:.2f}"
+        mark = " ✓" if fig["meets_target"] else " ✗"
+        lines.append(f"| `{key}` | {ratio}{mark} | >= {fig['target']} | {ours} | {ceiling} |")
+    return "\n".join(lines) + "\n"
+
+
+def render_table(result: dict[str, Any]) -> str:
+    rows = [("figure", "ratio", "target", "ours", "ceiling")]
+    for key in FIGURES:
+        fig = result[key]
+        ours, ceiling = _absolutes(key, fig)
+        ratio = f"{fig['ratio']:.2f}"
+        rows.append((key, ratio, f">= {fig['target']}", ours, ceiling))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+
+
+def write_outputs(result: dict[str, Any], output_dir: Path) -> tuple[Path, Path]:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = output_dir / "benchmarks.json", output_dir / "benchmarks.md"
+    json_path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    md_path.write_text(render_markdown(result), encoding="utf-8")
+    return json_path, md_path

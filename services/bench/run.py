@@ -1,0 +1,111 @@
+"""`run_bench`, which runs the three phases in fresh schemas, and the `qinqing bench` command."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import asyncpg
+import typer
+
+from services.bench.appends import append_figures
+from services.bench.common import FIGURES, FULL, QUICK, BenchConfig, BenchError, Say, now, rate
+from services.bench.kafka import kafka_preflight
+from services.bench.rebuild import rebuild_figure
+from services.bench.relay import LOAD_WRITERS, relay_figure
+from services.bench.report import load_average, machine_info, redact, render_table, write_outputs
+from services.runtime.db import create_pool
+from services.runtime.infra import repo_root
+from services.runtime.migrate import migrate, package_migrations
+from services.runtime.settings import Settings
+
+
+async def run_bench(
+    cfg: BenchConfig,
+    settings: Settings | None = None,
+    say: Say = lambda line: typer.echo(line, err=True),
+) -> dict[str, Any]:
+    """One run in fresh schemas, dropped afterwards; returns the JSON document.
+
+    Appends run in `bench_<hex>_a`; the relay backlog (which the rebuild then replays) lives in
+    `bench_<hex>_r`, so the rebuild replays exactly the warm-up + backlog events.
+    """
+    settings = settings or Settings()
+    base = f"bench_{uuid.uuid4().hex[:12]}"
+    appends_schema, log_schema = f"{base}_a", f"{base}_r"
+    began = time.perf_counter()
+    try:
+        pool = await create_pool(settings, min_size=cfg.writers, max_size=cfg.writers + 2)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise BenchError(
+            f"PostgreSQL at {settings.database_url} does not answer ({exc}): run `qinqing infra up`"
+        ) from exc
+    assert pool is not None
+    result: dict[str, Any] = {"mode": cfg.mode, "date": now().isoformat(timespec="seconds")}
+    try:
+        result["machine"] = await machine_info(pool)
+        result["machine"]["load_average_at_start"] = load_average()
+        result["stack"] = {
+            "database": redact(settings.database_url),
+            "kafka_bootstrap_servers": settings.kafka_bootstrap_servers,
+        }
+        say(f"setup: schemas {appends_schema}, {log_schema} (mode {cfg.mode})")
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            for schema in (appends_schema, log_schema):
+                await migrate(conn, schema, package_migrations("services.runtime"))
+        finally:
+            await conn.close()
+        await kafka_preflight(settings.kafka_bootstrap_servers)
+        result.update(await append_figures(pool, appends_schema, cfg, say))
+        relay, load_s = await relay_figure(pool, log_schema, cfg, settings, say)
+        result["relay_vs_producer_perf"] = relay
+        result["rebuild_vs_raw_read"] = await rebuild_figure(pool, log_schema, cfg, say)
+        result["load"] = {
+            "definition": "loading the relay backlog: store appends of "
+            f"{cfg.load_batch}-event commands, {LOAD_WRITERS} writers, ~1 KB events",
+            "events": cfg.relay_events,
+            "seconds": round(load_s, 2),
+            "events_per_s": round(rate(cfg.relay_events, load_s), 1),
+            "events_per_command": cfg.load_batch,
+            "writers": LOAD_WRITERS,
+        }
+    finally:
+        for schema in (appends_schema, log_schema):
+            with contextlib.suppress(Exception):
+                await pool.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await pool.close()
+    result["machine"]["load_average_at_end"] = load_average()
+    result["config"] = asdict(cfg)
+    result["elapsed_s"] = round(time.perf_counter() - began, 1)
+    say(f"done in {result['elapsed_s']:.0f} s; schemas {base}_a/_r dropped")
+    return {
+        key: result[key]
+        for key in ("date", "mode", "elapsed_s", "machine", "stack", *FIGURES, "load", "config")
+    }
+
+
+def bench_command(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Smaller sizes, under ~45 s (full run: ~3 min).")
+    ] = False,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where benchmarks.json and benchmarks.md go (default: <repo>/docs)."),
+    ] = None,
+) -> None:
+    """Measure the event store, relay and projection rebuild against raw ceilings."""
+    cfg = QUICK if quick else FULL
+    try:
+        result = asyncio.run(run_bench(cfg))
+    except BenchError as exc:
+        typer.echo(f"bench failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+    json_path, md_path = write_outputs(result, output_dir or repo_root() / "docs")
+    typer.echo(render_table(result))
+    typer.echo(f"wrote {json_path} and {md_path}")
