@@ -11,17 +11,13 @@ from pathlib import Path
 
 from services.bench.common import BenchError
 from services.runtime.infra import KafkaPaths
+from services.runtime.infra.kafka import java_executable
 
 _PERF_SUMMARY = re.compile(
     r"(?P<records>\d+) records sent, (?P<rps>[\d.]+) records/sec \((?P<mbps>[\d.]+) MB/sec\),"
     r" (?P<avg>[\d.]+) ms avg latency, (?P<max>[\d.]+) ms max latency,"
     r" (?P<p50>\d+) ms 50th, (?P<p95>\d+) ms 95th, (?P<p99>\d+) ms 99th"
 )
-
-
-def _java() -> str:
-    home = os.environ.get("JAVA_HOME")
-    return str(Path(home) / "bin" / "java") if home else "java"
 
 
 def kafka_libs() -> Path:
@@ -85,7 +81,7 @@ def producer_perf(bootstrap: str, topic: str, records: int) -> dict[str, float]:
     `kafka_preflight` has already checked that the tools jar is there.
     """
     cmd = [
-        _java(), "-Xmx512m", "-cp", f"{kafka_libs()}/*",
+        java_executable(), "-Xmx512m", "-cp", f"{kafka_libs()}/*",
         "org.apache.kafka.tools.ProducerPerformance",
         "--topic", topic, "--num-records", str(records), "--record-size", "1024",
         "--throughput", "-1", "--producer-props", f"bootstrap.servers={bootstrap}", "acks=all",

@@ -18,9 +18,16 @@ from services.bench.common import FIGURES, FULL, QUICK, BenchConfig, BenchError,
 from services.bench.kafka import kafka_preflight
 from services.bench.rebuild import rebuild_figure
 from services.bench.relay import LOAD_WRITERS, relay_figure
-from services.bench.report import load_average, machine_info, redact, render_table, write_outputs
+from services.bench.report import (
+    load_average,
+    machine_info,
+    render_table,
+    update_readme,
+    write_outputs,
+)
 from services.runtime.db import create_pool
 from services.runtime.infra import repo_root
+from services.runtime.infra.postgres import redact
 from services.runtime.migrate import migrate, package_migrations
 from services.runtime.settings import Settings
 
@@ -96,7 +103,10 @@ def bench_command(
     ] = False,
     output_dir: Annotated[
         Path | None,
-        typer.Option(help="Where benchmarks.json and benchmarks.md go (default: <repo>/docs)."),
+        typer.Option(
+            help="Where benchmarks.json and benchmarks.md go (default: <repo>/docs for a full"
+            " run, which also refreshes the README's table; <repo>/.local/bench for --quick)."
+        ),
     ] = None,
 ) -> None:
     """Measure the event store, relay and projection rebuild against raw ceilings."""
@@ -106,6 +116,14 @@ def bench_command(
     except BenchError as exc:
         typer.echo(f"bench failed: {exc}", err=True)
         raise typer.Exit(1) from None
-    json_path, md_path = write_outputs(result, output_dir or repo_root() / "docs")
+    # Only a full run replaces the committed figures; a quick one is for a look.
+    default_dir = repo_root() / (".local/bench" if quick else "docs")
+    json_path, md_path = write_outputs(result, output_dir or default_dir)
     typer.echo(render_table(result))
     typer.echo(f"wrote {json_path} and {md_path}")
+    if (
+        output_dir is None
+        and not quick
+        and update_readme(repo_root() / "README.md", md_path.read_text(encoding="utf-8"))
+    ):
+        typer.echo("updated the benchmark table in README.md")

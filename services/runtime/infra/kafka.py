@@ -104,7 +104,7 @@ def kafka_pid(paths: KafkaPaths | None = None) -> int | None:
     return pid if _pid_is_broker(pid) else None
 
 
-def _java() -> str:
+def java_executable() -> str:
     home = os.environ.get("JAVA_HOME")
     if home and (Path(home) / "bin" / "java").exists():
         return str(Path(home) / "bin" / "java")
@@ -131,7 +131,7 @@ def _kafka_prepare(paths: KafkaPaths, say: Say) -> None:
     say(f"kafka: formatting storage in {paths.data} (cluster id {cluster_id})")
     run(
         [
-            _java(),
+            java_executable(),
             "-Xmx256m",
             "-cp",
             f"{paths.libs}/*",
@@ -151,7 +151,7 @@ def _kafka_prepare(paths: KafkaPaths, say: Say) -> None:
 def _kafka_spawn(paths: KafkaPaths) -> int:
     heap = os.environ.get("KAFKA_HEAP_OPTS", "-Xms256m -Xmx512m").split()
     args = [
-        _java(),
+        java_executable(),
         *heap,
         "-XX:+UseG1GC",
         "-XX:MaxGCPauseMillis=20",
