@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from services.runtime.events import RecordedEvent
 
 CE_PREFIX = "ce_"
 CONTENT_TYPE = "content-type"
+_CONTENT_TYPE_BYTES = DATA_CONTENT_TYPE.encode()
 _ENVELOPE_FIELDS = frozenset(Envelope.model_fields)
 # Envelope attribute <- key of the stored event's metadata.
 _AUDIT_METADATA = {
@@ -40,22 +42,27 @@ class KafkaRecord:
     headers: Headers
 
 
-def attributes_of(event: RecordedEvent, service: str) -> dict[str, Any]:
-    """The CloudEvents attributes of a stored event (absent audit metadata is left out)."""
-    metadata = event.metadata
-    values: dict[str, Any] = {
-        "id": event.event_id,
-        "source": f"/qinqing/{service}",
-        "type": event_type(service, event.type, event.schema_version),
+@functools.cache
+def _type_and_source(service: str, name: str, schema_version: int) -> tuple[str, str]:
+    return event_type(service, name, schema_version), f"/qinqing/{service}"
+
+
+def attributes_of(event: RecordedEvent, service: str) -> dict[str, str]:
+    """The CloudEvents attributes of a stored event, as text (absent audit metadata left out)."""
+    type_, source = _type_and_source(service, event.type, event.schema_version)
+    values = {
+        "id": str(event.event_id),
+        "source": source,
+        "type": type_,
         "specversion": SPEC_VERSION,
-        "time": event.occurred_at.astimezone(UTC),
+        "time": event.occurred_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         "subject": event.stream_id,
-        "datacontenttype": DATA_CONTENT_TYPE,
         "streamid": event.stream_id,
-        "streamversion": event.stream_version,
+        "streamversion": str(event.stream_version),
         "globalposition": str(event.position),
-        "schemaversion": event.schema_version,
+        "schemaversion": str(event.schema_version),
     }
+    metadata = event.metadata
     for name, key in _AUDIT_METADATA.items():
         if metadata.get(key) is not None:
             values[name] = str(metadata[key])
@@ -66,19 +73,10 @@ def envelope_of(event: RecordedEvent, service: str) -> Envelope:
     return Envelope.model_validate(attributes_of(event, service))
 
 
-def _header_text(value: Any) -> bytes:
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z").encode()
-    return str(value).encode()
-
-
 def to_record(event: RecordedEvent, service: str) -> KafkaRecord:
     """Binary content mode: each envelope attribute is a `ce_<name>` header; the body is data."""
-    headers: Headers = [(CONTENT_TYPE, DATA_CONTENT_TYPE.encode())]
-    for name, value in attributes_of(event, service).items():
-        if name != "datacontenttype":
-            headers.append((CE_PREFIX + name, _header_text(value)))
-    headers.sort()
+    headers: Headers = [(CONTENT_TYPE, _CONTENT_TYPE_BYTES)]
+    headers += [(CE_PREFIX + n, v.encode()) for n, v in attributes_of(event, service).items()]
     return KafkaRecord(event.stream_id.encode(), event.data_json.encode(), headers)
 
 
