@@ -1,4 +1,4 @@
-"""Phase 1: `PostgresEventStore.append` against raw single-row INSERTs, same writers and rows."""
+"""Phase 1: the store's appends against raw single-row INSERTs, same writers and rows."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from typing import Any
 import asyncpg
 
 from services.bench.common import STREAM_TYPES, BenchConfig, Say, figure, now, pad, rate
-from services.runtime.events import NewEvent
-from services.runtime.pgstore import PostgresEventStore
+from services.runtime.events import EventStore, NewEvent
+from services.runtime.pgstore import GroupCommitEventStore, PostgresEventStore
 
 
 def _percentiles_ms(samples: Sequence[float]) -> dict[str, float]:
@@ -75,14 +75,8 @@ class _AppendPhase:
         return f"{prefix}-{kind}{writer}-{self._stream_seq}"
 
     async def _store_writer(
-        self,
-        conn: asyncpg.pool.PoolConnectionProxy,
-        writer: int,
-        batch: int,
-        deadline: float,
-        run: _Run,
+        self, store: EventStore, writer: int, batch: int, deadline: float, run: _Run
     ) -> None:
-        store = PostgresEventStore(conn, self.schema)
         stream, version = self._new_stream(f"s{batch}w", writer), 0
         meta = {"correlation_id": str(uuid.uuid4()), "actor": f"bench-writer-{writer}"}
         while time.perf_counter() < deadline:
@@ -132,23 +126,31 @@ class _AppendPhase:
                 stream, version = self._new_stream("rw", writer), 0
 
     async def measure(self, kind: str, seconds: float) -> _Run:
-        """`kind` is "raw", or "store1"/"store10" (events per command)."""
+        """`kind` is "raw", "plain1" (the store on a held connection per writer), or
+        "group1"/"group10" (the group-commit store on the pool; events per command)."""
         runs = [_Run() for _ in range(self.cfg.writers)]
-        # Both sides alike: each writer holds its own connection, no pool round trip per write.
+        grouped = GroupCommitEventStore(self.pool, self.schema)
         async with contextlib.AsyncExitStack() as stack:
+            # Raw INSERTs and the plain store alike: each writer holds its own connection.
             conns = [
                 await stack.enter_async_context(self.pool.acquire())
-                for _ in range(self.cfg.writers)
+                for _ in range(self.cfg.writers if kind in ("raw", "plain1") else 0)
             ]
             cpu_started = time.process_time()
             started = time.perf_counter()
             deadline = started + seconds
             if kind == "raw":
                 jobs = [self._raw_writer(c, w, deadline, runs[w]) for w, c in enumerate(conns)]
-            else:
-                batch = int(kind.removeprefix("store"))
+            elif kind == "plain1":
+                stores = [PostgresEventStore(c, self.schema) for c in conns]
                 jobs = [
-                    self._store_writer(c, w, batch, deadline, runs[w]) for w, c in enumerate(conns)
+                    self._store_writer(st, w, 1, deadline, runs[w]) for w, st in enumerate(stores)
+                ]
+            else:
+                batch = int(kind.removeprefix("group"))
+                jobs = [
+                    self._store_writer(grouped, w, batch, deadline, runs[w])
+                    for w in range(self.cfg.writers)
                 ]
             await asyncio.gather(*jobs)
         total = _Run(seconds=time.perf_counter() - started, cpu_s=time.process_time() - cpu_started)
@@ -163,8 +165,11 @@ async def append_figures(
 ) -> dict[str, dict[str, Any]]:
     phase = _AppendPhase(pool, schema, cfg)
     await phase.create_raw_table()
-    kinds = ("raw", "store1", "store10")
-    say(f"appends: warm-up {cfg.warmup_s:.0f} s each for raw INSERT, 1-event and 10-event appends")
+    kinds = ("raw", "plain1", "group1", "group10")
+    say(
+        f"appends: warm-up {cfg.warmup_s:.0f} s each for raw INSERT, plain 1-event, grouped"
+        " 1-event and grouped 10-event appends"
+    )
     for kind in kinds:
         await phase.measure(kind, cfg.warmup_s)
     totals = {kind: _Run() for kind in kinds}
@@ -176,7 +181,7 @@ async def append_figures(
                 f"appends: round {round_no}/{cfg.rounds} {kind:>7}: "
                 f"{rate(run.count, run.seconds):,.0f} {'rows' if kind == 'raw' else 'events'}/s"
             )
-    raw, one, ten = totals["raw"], totals["store1"], totals["store10"]
+    raw, plain, one, ten = totals["raw"], totals["plain1"], totals["group1"], totals["group10"]
     raw_rate = rate(raw.count, raw.seconds)
     common: dict[str, Any] = {
         "writers": cfg.writers,
@@ -188,20 +193,25 @@ async def append_figures(
         "data_json_bytes": cfg.small_payload_bytes,
     }
     one_rate, ten_rate = rate(one.count, one.seconds), rate(ten.count, ten.seconds)
+    plain_rate = rate(plain.count, plain.seconds)
     return {
         "append_vs_raw_insert": figure(
             (one_rate, raw_rate),
             key="append_vs_raw_insert",
             definition=(
-                "events/s of PostgresEventStore.append (1-event commands with command ids, "
-                f"{cfg.writers} concurrent writers on their own streams, each holding a "
-                "connection, hash chain computed in append_events) / rows/s of plain single-row "
-                "INSERTs of rows of the same columns "
-                "and sizes into a plain table (same columns, defaults and primary key only) "
-                f"through asyncpg, {cfg.writers} concurrent writers each holding a connection; "
-                "phases alternate in rounds"
+                "events/s of GroupCommitEventStore.append (1-event commands with command ids, "
+                f"{cfg.writers} concurrent writers on their own streams, hash chains computed in "
+                "the database, concurrent commands committed together) / rows/s of plain "
+                "single-row INSERTs of rows of the same columns and sizes into a plain table "
+                "(same columns, defaults and primary key only) through asyncpg, "
+                f"{cfg.writers} concurrent writers each holding a connection; phases alternate "
+                "in rounds. plain_store_* is PostgresEventStore, one transaction per command, "
+                "each writer holding a connection"
             ),
             append_events_per_s=round(one_rate, 1),
+            plain_store_events_per_s=round(plain_rate, 1),
+            plain_store_ratio=round(plain_rate / raw_rate, 3),
+            plain_store_latency_ms=_percentiles_ms(plain.latencies),
             append_latency_ms=_percentiles_ms(one.latencies),
             append_client_cpu_us_per_event=one.client_cpu_per_item_us,
             events=one.count,
@@ -211,8 +221,8 @@ async def append_figures(
             (ten_rate, raw_rate),
             key="append_vs_raw_insert_batch10",
             definition=(
-                "events/s of PostgresEventStore.append with 10-event commands (same writers and "
-                "settings) / rows/s of the same plain single-row INSERT ceiling"
+                "events/s of GroupCommitEventStore.append with 10-event commands (same writers "
+                "and settings) / rows/s of the same plain single-row INSERT ceiling"
             ),
             append_events_per_s=round(ten_rate, 1),
             append_commands_per_s=round(ten_rate / 10, 1),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -16,6 +18,7 @@ from services.runtime.events import (
     InvalidAppendError,
     NewEvent,
     Position,
+    PreparedEvent,
     RecordedEvent,
     check_schema_name,
     prepare,
@@ -91,6 +94,15 @@ class PostgresEventStore:
         command_id: UUID | None = None,
     ) -> AppendResult:
         prepared = prepare(stream_id, expected_version, events)
+        return await self._write(stream_id, expected_version, prepared, command_id)
+
+    async def _write(
+        self,
+        stream_id: str,
+        expected_version: int,
+        prepared: list[PreparedEvent],
+        command_id: UUID | None,
+    ) -> AppendResult:
         columns: list[Any] = [
             [p.event.event_id for p in prepared],
             [p.event.type for p in prepared],
@@ -157,3 +169,121 @@ class PostgresEventStore:
                 position = event.position
             if len(rows) < batch_size:
                 return
+
+
+@dataclass(slots=True)
+class _Pending:
+    stream_id: str
+    expected_version: int
+    prepared: list[PreparedEvent]
+    command_id: UUID | None
+    outcome: asyncio.Future[AppendResult]
+
+    def settle(self, result: AppendResult | BaseException) -> None:
+        if self.outcome.done():  # the caller went away; what was written stays written
+            return
+        if isinstance(result, BaseException):
+            self.outcome.set_exception(result)
+        else:
+            self.outcome.set_result(result)
+
+
+class GroupCommitEventStore(PostgresEventStore):
+    """Concurrent appends share one transaction and one round trip (group commit).
+
+    An append that arrives while `max_in_flight` batches are being committed waits for the
+    next batch, so under load each commit carries many commands; alone, an append is sent at
+    once. Each command keeps its own outcome: a stale expected version fails that command
+    only. Needs a pool: batches run on connections of their own.
+    """
+
+    def __init__(
+        self, pool: asyncpg.Pool, schema: str, *, max_batch: int = 32, max_in_flight: int = 2
+    ) -> None:
+        super().__init__(pool, schema)
+        self.max_batch, self.max_in_flight = max_batch, max_in_flight
+        self._batch_sql = (
+            f"SELECT * FROM {self.schema}.append_batch($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
+        )
+        self._queue: list[_Pending] = []
+        # Counted by hand, not from the tasks: a flusher stops counting in the same step in
+        # which it finds the queue empty, so a new append can never wait for one that has left.
+        self._flushing = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def _write(
+        self,
+        stream_id: str,
+        expected_version: int,
+        prepared: list[PreparedEvent],
+        command_id: UUID | None,
+    ) -> AppendResult:
+        outcome: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(stream_id, expected_version, prepared, command_id, outcome))
+        if self._flushing < self.max_in_flight:
+            self._flushing += 1
+            flusher = asyncio.create_task(self._flush())
+            self._tasks.add(flusher)
+            flusher.add_done_callback(self._tasks.discard)
+        return await outcome
+
+    async def _flush(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+                try:
+                    await self._commit(batch)
+                except BaseException as exc:  # every waiter hears of it; cancellation goes on
+                    for pending in batch:
+                        pending.settle(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+        finally:
+            self._flushing -= 1
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        events = [p for pending in batch for p in pending.prepared]
+        try:
+            rows = await self.pool.fetch(
+                self._batch_sql,
+                [p.stream_id for p in batch],
+                [p.expected_version for p in batch],
+                [p.command_id for p in batch],
+                [len(p.prepared) for p in batch],
+                [e.event.event_id for e in events],
+                [e.event.type for e in events],
+                [e.event.schema_version for e in events],
+                [e.data_json for e in events],
+                [e.metadata_json for e in events],
+                [e.event.occurred_at for e in events],
+                [e.content_hash for e in events],
+            )
+        except asyncpg.PostgresError:
+            # The server refused the batch (a race the function does not sort out, such as two
+            # commands writing the same new event id) and rolled all of it back: nothing was
+            # written, so each command is tried again on its own to get its own answer.
+            await asyncio.gather(*(self._alone(pending) for pending in batch))
+            return
+        for pending, row in zip(batch, rows, strict=True):
+            pending.settle(_batch_outcome(pending, row))
+
+    async def _alone(self, pending: _Pending) -> None:
+        try:
+            result = await super()._write(
+                pending.stream_id, pending.expected_version, pending.prepared, pending.command_id
+            )
+        except Exception as exc:  # noqa: BLE001 - handed to the waiting caller
+            pending.settle(exc)
+        else:
+            pending.settle(result)
+
+
+def _batch_outcome(pending: _Pending, row: asyncpg.Record) -> AppendResult | Exception:
+    status = row["status"]
+    if status in ("ok", "duplicate"):
+        return AppendResult(
+            pending.stream_id, row["first_version"], row["last_version"], status == "duplicate"
+        )
+    if status == "conflict":
+        return ConcurrencyError(pending.stream_id, pending.expected_version)
+    return InvalidAppendError(f"append to {pending.stream_id!r}: event id already stored")

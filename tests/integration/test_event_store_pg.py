@@ -8,14 +8,24 @@ import sys
 import textwrap
 from asyncio.subprocess import PIPE
 from collections import defaultdict
+from typing import cast
+from uuid import uuid4
 
 import asyncpg
 import pytest
 
-from services.runtime.events import NO_STREAM, START, NewEvent, Position
-from services.runtime.integrity import Sealer
+from services.runtime.events import (
+    NO_STREAM,
+    START,
+    AppendResult,
+    ConcurrencyError,
+    InvalidAppendError,
+    NewEvent,
+    Position,
+)
+from services.runtime.integrity import Sealer, verify
 from services.runtime.migrate import MigrationError, migrate, service_migrations
-from services.runtime.pgstore import PostgresEventStore
+from services.runtime.pgstore import GroupCommitEventStore, PostgresEventStore
 from tests.contract.event_store import T0, EventStoreContract, ev
 
 
@@ -174,3 +184,105 @@ async def test_events_read_back_keep_their_time_and_text(store: PostgresEventSto
     (event,) = await store.read_stream("s")
     assert event.data_json == '{"a":"é","b":1}'
     assert event.occurred_at == T0
+
+
+# ------------------------------------------------------------------------------ group commit
+@pytest.fixture
+async def grouped(store: PostgresEventStore) -> GroupCommitEventStore:
+    return GroupCommitEventStore(cast(asyncpg.Pool, store.pool), store.schema)
+
+
+class TestGroupCommitEventStore(EventStoreContract):
+    """Group commit keeps the contract, one command at a time as well as many at once."""
+
+    @pytest.fixture
+    def store(self, grouped: GroupCommitEventStore) -> GroupCommitEventStore:
+        return grouped
+
+
+async def test_group_commit_shares_transactions_between_concurrent_commands(
+    grouped: GroupCommitEventStore,
+) -> None:
+    results = await asyncio.gather(
+        *(grouped.append(f"s-{n}", NO_STREAM, [ev(n=n)], uuid4()) for n in range(40))
+    )
+    assert [r.last_version for r in results] == [1] * 40
+    transactions = await grouped.pool.fetchval(
+        f"SELECT count(DISTINCT tx_id) FROM {grouped.schema}.events"
+    )
+    assert transactions < 40  # several commands per commit
+    assert (await verify(grouped.pool, grouped.schema)).ok
+
+
+async def test_group_commit_admits_one_of_many_racing_for_the_same_version(
+    grouped: GroupCommitEventStore,
+) -> None:
+    outcomes = await asyncio.gather(
+        *(grouped.append("contested", NO_STREAM, [ev(n=n)], uuid4()) for n in range(30)),
+        return_exceptions=True,
+    )
+    assert sum(not isinstance(o, BaseException) for o in outcomes) == 1
+    assert all(isinstance(o, ConcurrencyError) for o in outcomes if isinstance(o, BaseException))
+    assert len(await grouped.read_stream("contested")) == 1
+    assert await grouped.pool.fetchval(f"SELECT count(*) FROM {grouped.schema}.commands") == 1
+
+
+async def test_each_command_in_a_batch_gets_its_own_outcome(grouped: GroupCommitEventStore) -> None:
+    repeated, stored = uuid4(), ev(n=0)
+    await grouped.append("done", NO_STREAM, [ev(n=1)], repeated)
+    await grouped.append("other", NO_STREAM, [stored])
+    outcomes = await asyncio.gather(
+        grouped.append("done", NO_STREAM, [ev(n=2)], repeated),  # repeat: first outcome
+        grouped.append("done", NO_STREAM, [ev(n=3)], uuid4()),  # stale version
+        grouped.append("new", NO_STREAM, [stored], uuid4()),  # event id already stored
+        grouped.append("fresh", NO_STREAM, [ev(n=4), ev(n=5)], uuid4()),
+        return_exceptions=True,
+    )
+    duplicate, stale, reused, fresh = outcomes
+    assert isinstance(duplicate, AppendResult)
+    assert (duplicate.duplicate, duplicate.last_version) == (True, 1)
+    assert isinstance(stale, ConcurrencyError)
+    assert isinstance(reused, InvalidAppendError)
+    assert isinstance(fresh, AppendResult)
+    assert (fresh.first_version, fresh.last_version) == (1, 2)
+    assert [e.data["n"] for e in await grouped.read_stream("done")] == [1]
+    assert await grouped.read_stream("new") == []
+    assert (await verify(grouped.pool, grouped.schema)).ok
+
+
+async def test_a_batch_the_server_refuses_is_retried_command_by_command(
+    grouped: GroupCommitEventStore, database_url: str
+) -> None:
+    shared = ev(n=7)
+    other = await asyncpg.connect(database_url)
+    try:
+        tx = other.transaction()
+        await tx.start()  # another writer holds the event id, not yet committed
+        await PostgresEventStore(other, grouped.schema).append("elsewhere", NO_STREAM, [shared])
+        batch = asyncio.gather(
+            *(grouped.append(f"s-{n}", NO_STREAM, [ev(n=n)]) for n in range(4)),
+            grouped.append("mine", NO_STREAM, [shared]),
+            return_exceptions=True,
+        )
+        await asyncio.sleep(0.3)  # the batch now waits on the other writer's row
+        await tx.commit()  # ...which makes the batch's insert fail as a whole
+        outcomes = await batch
+    finally:
+        await other.close()
+    assert all(isinstance(o, AppendResult) for o in outcomes[:4])
+    assert isinstance(outcomes[4], InvalidAppendError)
+    assert await grouped.pool.fetchval(f"SELECT count(*) FROM {grouped.schema}.events") == 5
+    assert await grouped.read_stream("mine") == []
+
+
+async def test_one_flusher_serves_appends_that_follow_each_other(
+    store: PostgresEventStore,
+) -> None:
+    single = GroupCommitEventStore(cast(asyncpg.Pool, store.pool), store.schema, max_in_flight=1)
+
+    async def one_after_another() -> None:
+        for version in range(5):
+            await single.append("serial", version, [ev(n=version)])
+
+    await asyncio.wait_for(one_after_another(), timeout=20)
+    assert len(await single.read_stream("serial")) == 5
