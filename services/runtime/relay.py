@@ -87,7 +87,7 @@ class OutboxRelay:
         service: str,
         producer_factory: Callable[[], Producer],
         *,
-        batch_size: int = 500,
+        batch_size: int = 1000,
         poll_interval_s: float = 0.05,
         max_backoff_s: float = 5.0,
         slow_ack_warning_s: float = 5.0,

@@ -23,4 +23,4 @@ class Settings(BaseSettings):
     log_json: bool | None = None  # None: JSON unless stderr is a terminal
     db_pool_min: int = 1
     db_pool_max: int = 10
-    relay_batch_size: int = 500
+    relay_batch_size: int = 1000
