@@ -4,9 +4,9 @@ Every figure is `ours / ceiling`, both measured here, seconds apart, on the same
 and the same Kafka broker, so the ratio says how much the runtime costs on top of what the
 machine can do at all:
 
-* `append_vs_raw_insert` (`appends`): `PostgresEventStore.append` (8 writers, 1-event commands
-  with a command id, each writer on its own streams; the per-stream hash chain is computed
-  inside the store's `append_events()`) against plain single-row INSERTs of rows of the same
+* `append_vs_raw_insert` (`appends`): `GroupCommitEventStore.append` (8 writers, 1-event
+  commands with a command id, each writer on its own streams; the per-stream hash chain is
+  computed inside the store's `append_batch()`) against plain single-row INSERTs of rows of the same
   columns and sizes into a plain table (same columns, defaults and primary key; no function,
   trigger, secondary index or command row) with the same 8-way concurrency. Runs alternate in
   rounds so that drift (checkpoints, autovacuum) hits both sides alike.

@@ -1,4 +1,4 @@
-"""The PostgreSQL event store: one round trip per append, a global order that never skips."""
+"""The PostgreSQL event store: one round trip per append (or group), an order that never skips."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -15,6 +14,7 @@ from services.runtime.events import (
     START,
     AppendResult,
     ConcurrencyError,
+    EventStoreError,
     InvalidAppendError,
     NewEvent,
     Position,
@@ -28,8 +28,6 @@ from services.runtime.events import (
 Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 # What the store runs its queries on: a pool for autonomous appends, or a connection.
 Executor = asyncpg.Pool | Conn
-
-_VERSION_CONFLICT = "QQ001"  # raised by append_events() when the expected version is stale
 
 _COLUMNS = (
     "stream_id, stream_version, tx_id::text::bigint AS tx_id, seq, event_id, event_type,"
@@ -67,18 +65,24 @@ def read_all_sql(schema: str) -> str:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class AppendRequest:
+    """One command's append, validated and serialised (see `prepare`)."""
+
+    stream_id: str
+    expected_version: int
+    events: list[PreparedEvent]
+    command_id: UUID | None
+
+
 class PostgresEventStore:
     """Event store of one service schema (created by `migrate`)."""
 
     def __init__(self, pool: Executor, schema: str) -> None:
         self.pool = pool
         self.schema = check_schema_name(schema)
-        self._append_sql = f"SELECT * FROM {schema}.append_events($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"
-        # Most commands record one event: scalars are cheaper to encode than ten 1-element arrays.
-        self._append_one_sql = (
-            f"SELECT * FROM {schema}.append_events($1, $2, $3, ARRAY[$4::uuid], ARRAY[$5::text],"
-            " ARRAY[$6::integer], ARRAY[$7::json], ARRAY[$8::json], ARRAY[$9::timestamptz],"
-            " ARRAY[$10::bytea])"
+        self._append_sql = (
+            f"SELECT * FROM {schema}.append_batch($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
         )
         self._read_stream_sql = (
             f"SELECT {_COLUMNS} FROM {schema}.events"
@@ -94,51 +98,34 @@ class PostgresEventStore:
         command_id: UUID | None = None,
     ) -> AppendResult:
         prepared = prepare(stream_id, expected_version, events)
-        return await self._write(stream_id, expected_version, prepared, command_id)
+        return await self._write(AppendRequest(stream_id, expected_version, prepared, command_id))
 
-    async def _write(
-        self,
-        stream_id: str,
-        expected_version: int,
-        prepared: list[PreparedEvent],
-        command_id: UUID | None,
-    ) -> AppendResult:
-        columns: list[Any] = [
-            [p.event.event_id for p in prepared],
-            [p.event.type for p in prepared],
-            [p.event.schema_version for p in prepared],
-            [p.data_json for p in prepared],
-            [p.metadata_json for p in prepared],
-            [p.event.occurred_at for p in prepared],
-            [p.content_hash for p in prepared],
-        ]
-        sql = self._append_sql
-        if len(prepared) == 1:
-            sql, columns = self._append_one_sql, [column[0] for column in columns]
-        args = [stream_id, expected_version, command_id, *columns]
-        # A lost race on the same command id surfaces as a unique violation on `commands`;
-        # the second attempt then finds the first outcome. Bounded: that row now exists.
-        for _ in range(2):
-            try:
-                row = await self.pool.fetchrow(sql, *args)
-            except asyncpg.UniqueViolationError as exc:
-                constraint = exc.constraint_name or ""
-                if constraint == "events_pkey":
-                    raise ConcurrencyError(stream_id, expected_version) from None
-                if constraint == "commands_pkey":
-                    continue
-                raise InvalidAppendError(
-                    f"append to {stream_id!r}: event id already stored"
-                ) from None
-            except asyncpg.PostgresError as exc:
-                if exc.sqlstate == _VERSION_CONFLICT:
-                    raise ConcurrencyError(stream_id, expected_version) from None
-                raise
-            assert row is not None
-            return AppendResult(
-                stream_id, row["first_version"], row["last_version"], row["duplicate"]
-            )
-        raise ConcurrencyError(stream_id, expected_version)
+    async def _write(self, request: AppendRequest) -> AppendResult:
+        try:
+            (row,) = await self._append_all([request])
+        except asyncpg.UniqueViolationError:
+            # append_batch() sorts out versions and command ids itself; what is left is an
+            # event id that another transaction stored while this one waited on it.
+            raise _event_id_stored(request) from None
+        return _outcome(request, row)
+
+    async def _append_all(self, requests: Sequence[AppendRequest]) -> list[asyncpg.Record]:
+        """One round trip, one transaction: a status row per request, in order."""
+        events = [e for request in requests for e in request.events]
+        return await self.pool.fetch(
+            self._append_sql,
+            [r.stream_id for r in requests],
+            [r.expected_version for r in requests],
+            [r.command_id for r in requests],
+            [len(r.events) for r in requests],
+            [e.event.event_id for e in events],
+            [e.event.type for e in events],
+            [e.event.schema_version for e in events],
+            [e.data_json for e in events],
+            [e.metadata_json for e in events],
+            [e.event.occurred_at for e in events],
+            [e.content_hash for e in events],
+        )
 
     async def read_stream(self, stream_id: str, from_version: int = 1) -> list[RecordedEvent]:
         rows = await self.pool.fetch(self._read_stream_sql, stream_id, from_version)
@@ -173,10 +160,7 @@ class PostgresEventStore:
 
 @dataclass(slots=True)
 class _Pending:
-    stream_id: str
-    expected_version: int
-    prepared: list[PreparedEvent]
-    command_id: UUID | None
+    request: AppendRequest
     outcome: asyncio.Future[AppendResult]
 
     def settle(self, result: AppendResult | BaseException) -> None:
@@ -202,24 +186,15 @@ class GroupCommitEventStore(PostgresEventStore):
     ) -> None:
         super().__init__(pool, schema)
         self.max_batch, self.max_in_flight = max_batch, max_in_flight
-        self._batch_sql = (
-            f"SELECT * FROM {self.schema}.append_batch($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
-        )
         self._queue: list[_Pending] = []
         # Counted by hand, not from the tasks: a flusher stops counting in the same step in
         # which it finds the queue empty, so a new append can never wait for one that has left.
         self._flushing = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def _write(
-        self,
-        stream_id: str,
-        expected_version: int,
-        prepared: list[PreparedEvent],
-        command_id: UUID | None,
-    ) -> AppendResult:
+    async def _write(self, request: AppendRequest) -> AppendResult:
         outcome: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(stream_id, expected_version, prepared, command_id, outcome))
+        self._queue.append(_Pending(request, outcome))
         if self._flushing < self.max_in_flight:
             self._flushing += 1
             flusher = asyncio.create_task(self._flush())
@@ -242,48 +217,40 @@ class GroupCommitEventStore(PostgresEventStore):
             self._flushing -= 1
 
     async def _commit(self, batch: list[_Pending]) -> None:
-        events = [p for pending in batch for p in pending.prepared]
         try:
-            rows = await self.pool.fetch(
-                self._batch_sql,
-                [p.stream_id for p in batch],
-                [p.expected_version for p in batch],
-                [p.command_id for p in batch],
-                [len(p.prepared) for p in batch],
-                [e.event.event_id for e in events],
-                [e.event.type for e in events],
-                [e.event.schema_version for e in events],
-                [e.data_json for e in events],
-                [e.metadata_json for e in events],
-                [e.event.occurred_at for e in events],
-                [e.content_hash for e in events],
-            )
+            rows = await self._append_all([p.request for p in batch])
         except asyncpg.PostgresError:
-            # The server refused the batch (a race the function does not sort out, such as two
-            # commands writing the same new event id) and rolled all of it back: nothing was
-            # written, so each command is tried again on its own to get its own answer.
+            # The server refused the batch (a race append_batch() does not sort out, such as
+            # another transaction storing one of its event ids) and rolled all of it back:
+            # nothing was written, so each command is tried again on its own.
             await asyncio.gather(*(self._alone(pending) for pending in batch))
             return
         for pending, row in zip(batch, rows, strict=True):
-            pending.settle(_batch_outcome(pending, row))
+            try:
+                pending.settle(_outcome(pending.request, row))
+            except EventStoreError as exc:
+                pending.settle(exc)
 
     async def _alone(self, pending: _Pending) -> None:
         try:
-            result = await super()._write(
-                pending.stream_id, pending.expected_version, pending.prepared, pending.command_id
-            )
+            result = await super()._write(pending.request)
         except Exception as exc:  # noqa: BLE001 - handed to the waiting caller
             pending.settle(exc)
         else:
             pending.settle(result)
 
 
-def _batch_outcome(pending: _Pending, row: asyncpg.Record) -> AppendResult | Exception:
+def _event_id_stored(request: AppendRequest) -> InvalidAppendError:
+    return InvalidAppendError(f"append to {request.stream_id!r}: event id already stored")
+
+
+def _outcome(request: AppendRequest, row: asyncpg.Record) -> AppendResult:
+    """The result of one request of append_batch(), or the error it stands for."""
     status = row["status"]
-    if status in ("ok", "duplicate"):
-        return AppendResult(
-            pending.stream_id, row["first_version"], row["last_version"], status == "duplicate"
-        )
     if status == "conflict":
-        return ConcurrencyError(pending.stream_id, pending.expected_version)
-    return InvalidAppendError(f"append to {pending.stream_id!r}: event id already stored")
+        raise ConcurrencyError(request.stream_id, request.expected_version)
+    if status == "event_id":
+        raise _event_id_stored(request)
+    return AppendResult(
+        request.stream_id, row["first_version"], row["last_version"], status == "duplicate"
+    )

@@ -63,58 +63,100 @@ CREATE TRIGGER seal_blocks_append_only BEFORE UPDATE OR DELETE ON seal_blocks
 CREATE TRIGGER seal_blocks_no_truncate BEFORE TRUNCATE ON seal_blocks
     FOR EACH STATEMENT EXECUTE FUNCTION refuse_change();
 
--- One round trip per command: idempotency check, optimistic concurrency, per-stream hash chain.
--- Returns (first_version, last_version, duplicate). A version conflict raises SQLSTATE QQ001.
-CREATE FUNCTION append_events(
-    p_stream_id        text,
-    p_expected_version integer,
-    p_command_id       uuid,
-    p_event_ids        uuid[],
-    p_types            text[],
-    p_schema_versions  integer[],
-    p_data             json[],
-    p_metadata         json[],
-    p_occurred_at      timestamptz[],
-    p_content_hashes   bytea[]
-) RETURNS TABLE (first_version integer, last_version integer, duplicate boolean)
+-- Appends, in one round trip and one transaction: one command's, or several concurrent
+-- commands' (group commit). For each request, in order: a repeated command id returns the first
+-- outcome; the expected version must be the stream's current one; the events get the next
+-- versions and their hash chain. There is no subtransaction per request (they would cost more
+-- than they save): a request that cannot be applied is refused before it writes anything, or
+-- undoes the one row it wrote (its command row). Statuses: 'ok' and 'duplicate' (with versions), 'conflict' (stale expected version),
+-- 'event_id' (an event id already stored). Anything else aborts the whole batch; the caller
+-- then appends each request on its own.
+CREATE FUNCTION append_batch(
+    p_stream_ids        text[],
+    p_expected_versions integer[],
+    p_command_ids       uuid[],
+    p_counts            integer[],     -- events per request, in order
+    p_event_ids         uuid[],        -- all requests' events, concatenated
+    p_types             text[],
+    p_schema_versions   integer[],
+    p_data              json[],
+    p_metadata          json[],
+    p_occurred_at       timestamptz[],
+    p_content_hashes    bytea[]
+) RETURNS TABLE (status text, first_version integer, last_version integer)
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
+    v_offset  integer := 0;
+    v_stream  text;
+    v_expect  integer;
+    v_command uuid;
+    v_count   integer;
     v_current integer;
     v_prev    bytea;
-    v_count   integer := cardinality(p_event_ids);
+    v_first   integer;
+    v_last    integer;
+    v_written integer;
 BEGIN
-    IF p_command_id IS NOT NULL THEN
-        RETURN QUERY SELECT c.first_version, c.last_version, true
-                       FROM commands c WHERE c.command_id = p_command_id;
-        IF FOUND THEN RETURN; END IF;
-    END IF;
+    FOR r IN 1 .. cardinality(p_stream_ids) LOOP
+        v_stream := p_stream_ids[r];
+        v_expect := p_expected_versions[r];
+        v_command := p_command_ids[r];
+        v_count := p_counts[r];
+        v_offset := v_offset + v_count;  -- events of request r end at v_offset
 
-    SELECT e.stream_version, e.chain_hash INTO v_current, v_prev
-      FROM events e WHERE e.stream_id = p_stream_id
-     ORDER BY e.stream_version DESC LIMIT 1;
-    v_current := coalesce(v_current, 0);
-    v_prev := coalesce(v_prev, '\x'::bytea);
-    IF v_current <> p_expected_version THEN
-        RAISE EXCEPTION 'stream % is at version %, expected %',
-            p_stream_id, v_current, p_expected_version USING ERRCODE = 'QQ001';
-    END IF;
+        IF v_command IS NOT NULL THEN
+            INSERT INTO commands (command_id, stream_id, first_version, last_version)
+            VALUES (v_command, v_stream, v_expect + 1, v_expect + v_count)
+            ON CONFLICT DO NOTHING;
+            GET DIAGNOSTICS v_written = ROW_COUNT;
+            IF v_written = 0 THEN
+                SELECT c.first_version, c.last_version INTO v_first, v_last
+                  FROM commands c WHERE c.command_id = v_command;
+                RETURN QUERY SELECT 'duplicate', v_first, v_last;
+                CONTINUE;
+            END IF;
+        END IF;
 
-    FOR i IN 1 .. v_count LOOP
-        v_prev := sha256(v_prev || p_content_hashes[i]);
-        INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version,
-                            data, metadata, occurred_at, content_hash, chain_hash)
-        VALUES (p_stream_id, p_expected_version + i, p_event_ids[i], p_types[i],
-                p_schema_versions[i], p_data[i], p_metadata[i], p_occurred_at[i],
-                p_content_hashes[i], v_prev);
+        SELECT e.stream_version, e.chain_hash INTO v_current, v_prev
+          FROM events e WHERE e.stream_id = v_stream
+         ORDER BY e.stream_version DESC LIMIT 1;
+        v_current := coalesce(v_current, 0);
+        v_prev := coalesce(v_prev, '\x'::bytea);
+        IF v_current <> v_expect OR EXISTS (
+            SELECT 1 FROM events e
+             WHERE e.event_id = ANY (p_event_ids[v_offset - v_count + 1 : v_offset])
+        ) THEN
+            DELETE FROM commands WHERE command_id = v_command;
+            RETURN QUERY SELECT CASE WHEN v_current <> v_expect THEN 'conflict' ELSE 'event_id' END,
+                                NULL::integer, NULL::integer;
+            CONTINUE;
+        END IF;
+
+        FOR i IN v_offset - v_count + 1 .. v_offset LOOP
+            v_prev := sha256(v_prev || p_content_hashes[i]);
+            -- The first row claims the next version; a writer that got there first (committed
+            -- while we waited on its row) turns this request into a conflict, not an error.
+            INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version,
+                                data, metadata, occurred_at, content_hash, chain_hash)
+            VALUES (v_stream, v_expect + i - (v_offset - v_count), p_event_ids[i], p_types[i],
+                    p_schema_versions[i], p_data[i], p_metadata[i], p_occurred_at[i],
+                    p_content_hashes[i], v_prev)
+            ON CONFLICT (stream_id, stream_version) DO NOTHING;
+            GET DIAGNOSTICS v_written = ROW_COUNT;
+            IF v_written = 0 THEN
+                -- Only the first row can meet a conflict: once it is ours, no other writer can
+                -- hold the versions after it.
+                DELETE FROM commands WHERE command_id = v_command;
+                RETURN QUERY SELECT 'conflict', NULL::integer, NULL::integer;
+                EXIT;
+            END IF;
+        END LOOP;
+        IF v_written = 1 THEN
+            RETURN QUERY SELECT 'ok', v_expect + 1, v_expect + v_count;
+        END IF;
     END LOOP;
-
-    IF p_command_id IS NOT NULL THEN
-        INSERT INTO commands (command_id, stream_id, first_version, last_version)
-        VALUES (p_command_id, p_stream_id, p_expected_version + 1, p_expected_version + v_count);
-    END IF;
-    RETURN QUERY SELECT p_expected_version + 1, p_expected_version + v_count, false;
 END $$;
 
 -- Read models' and relays' positions in this schema's log (or in a Kafka topic's, per consumer).
