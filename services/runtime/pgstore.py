@@ -105,7 +105,7 @@ class PostgresEventStore:
             (row,) = await self._append_all([request])
         except asyncpg.UniqueViolationError:
             # append_batch() sorts out versions and command ids itself; what is left is an
-            # event id that another transaction stored while this one waited on it.
+            # event id that is already stored (the unique index on event_id says so).
             raise _event_id_stored(request) from None
         return _outcome(request, row)
 
@@ -220,9 +220,9 @@ class GroupCommitEventStore(PostgresEventStore):
         try:
             rows = await self._append_all([p.request for p in batch])
         except asyncpg.PostgresError:
-            # The server refused the batch (a race append_batch() does not sort out, such as
-            # another transaction storing one of its event ids) and rolled all of it back:
-            # nothing was written, so each command is tried again on its own.
+            # The server refused the batch (such as for an event id that is already stored) and
+            # rolled all of it back: nothing was written, so each command is tried again on
+            # its own to get its own answer.
             await asyncio.gather(*(self._alone(pending) for pending in batch))
             return
         for pending, row in zip(batch, rows, strict=True):
@@ -249,8 +249,6 @@ def _outcome(request: AppendRequest, row: asyncpg.Record) -> AppendResult:
     status = row["status"]
     if status == "conflict":
         raise ConcurrencyError(request.stream_id, request.expected_version)
-    if status == "event_id":
-        raise _event_id_stored(request)
     return AppendResult(
         request.stream_id, row["first_version"], row["last_version"], status == "duplicate"
     )

@@ -68,9 +68,10 @@ CREATE TRIGGER seal_blocks_no_truncate BEFORE TRUNCATE ON seal_blocks
 -- outcome; the expected version must be the stream's current one; the events get the next
 -- versions and their hash chain. There is no subtransaction per request (they would cost more
 -- than they save): a request that cannot be applied is refused before it writes anything, or
--- undoes the one row it wrote (its command row). Statuses: 'ok' and 'duplicate' (with versions), 'conflict' (stale expected version),
--- 'event_id' (an event id already stored). Anything else aborts the whole batch; the caller
--- then appends each request on its own.
+-- undoes the one row it wrote (its command row). Statuses: 'ok' and 'duplicate' (with
+-- versions), 'conflict' (stale expected version). Anything else, such as an event id that is
+-- already stored, aborts the whole batch with an error; the caller then appends each request
+-- on its own to learn which one it was.
 CREATE FUNCTION append_batch(
     p_stream_ids        text[],
     p_expected_versions integer[],
@@ -124,13 +125,9 @@ BEGIN
          ORDER BY e.stream_version DESC LIMIT 1;
         v_current := coalesce(v_current, 0);
         v_prev := coalesce(v_prev, '\x'::bytea);
-        IF v_current <> v_expect OR EXISTS (
-            SELECT 1 FROM events e
-             WHERE e.event_id = ANY (p_event_ids[v_offset - v_count + 1 : v_offset])
-        ) THEN
+        IF v_current <> v_expect THEN
             DELETE FROM commands WHERE command_id = v_command;
-            RETURN QUERY SELECT CASE WHEN v_current <> v_expect THEN 'conflict' ELSE 'event_id' END,
-                                NULL::integer, NULL::integer;
+            RETURN QUERY SELECT 'conflict', NULL::integer, NULL::integer;
             CONTINUE;
         END IF;
 
