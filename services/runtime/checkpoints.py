@@ -7,8 +7,7 @@ from typing import Protocol
 import asyncpg
 
 from services.runtime.events import START, Position, check_schema_name
-
-Executor = asyncpg.Pool | asyncpg.Connection
+from services.runtime.pgstore import Executor
 
 
 class CheckpointStore(Protocol):

@@ -48,31 +48,30 @@ async def test_an_untouched_log_verifies_and_counts_what_is_not_sealed(
     assert (await verify(store.pool, store.schema)).unsealed == 0
 
 
-async def test_an_altered_payload_is_named(store: PostgresEventStore) -> None:
-    await tamper(
-        store,
-        "UPDATE {s}.events SET data = '{{\"n\": 99}}' WHERE stream_id = 'b' AND stream_version = 2",
-    )
-    problem = (await verify(store.pool, store.schema)).first_problem
-    assert problem is not None
-    assert (problem.kind, problem.stream_id, problem.stream_version) == (
-        ProblemKind.ALTERED,
-        "b",
-        2,
-    )
-
-
-async def test_an_event_deleted_from_the_middle_of_a_stream_is_named(
-    store: PostgresEventStore,
+@pytest.mark.parametrize(
+    ("edit", "kind", "stream"),
+    [
+        pytest.param(
+            "UPDATE {s}.events SET data = '{{\"n\": 99}}' WHERE stream_id = 'b' AND stream_version = 2",
+            ProblemKind.ALTERED,
+            "b",
+            id="altered-payload",
+        ),
+        pytest.param(
+            "DELETE FROM {s}.events WHERE stream_id = 'c' AND stream_version = 2",
+            ProblemKind.REMOVED,
+            "c",
+            id="deleted-from-the-middle-of-a-stream",
+        ),
+    ],
+)
+async def test_an_edited_stream_event_is_named(
+    store: PostgresEventStore, edit: str, kind: ProblemKind, stream: str
 ) -> None:
-    await tamper(store, "DELETE FROM {s}.events WHERE stream_id = 'c' AND stream_version = 2")
+    await tamper(store, edit)
     problem = (await verify(store.pool, store.schema)).first_problem
     assert problem is not None
-    assert (problem.kind, problem.stream_id, problem.stream_version) == (
-        ProblemKind.REMOVED,
-        "c",
-        2,
-    )
+    assert (problem.kind, problem.stream_id, problem.stream_version) == (kind, stream, 2)
 
 
 async def test_a_deleted_sealed_event_is_named_even_at_a_stream_end(
