@@ -52,7 +52,8 @@ async def test_an_untouched_log_verifies_and_counts_what_is_not_sealed(
     ("edit", "kind", "stream"),
     [
         pytest.param(
-            "UPDATE {s}.events SET data = '{{\"n\": 99}}' WHERE stream_id = 'b' AND stream_version = 2",
+            "UPDATE {s}.events SET data = '{{\"n\": 99}}'"
+            " WHERE stream_id = 'b' AND stream_version = 2",
             ProblemKind.ALTERED,
             "b",
             id="altered-payload",
