@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -137,34 +136,3 @@ async def test_a_stale_batch_does_not_overwrite_a_rebuild(
     assert await one.run_once() == 10
     assert await other.run_once() == 0  # its checkpoint moved under it: nothing applied twice
     assert sum(r[1] for r in await totals.state(store.pool)) == 10
-
-
-async def raw_read_rate(store: PostgresEventStore) -> float:
-    async with cast(asyncpg.Pool, store.pool).acquire() as conn, conn.transaction():
-        started = time.perf_counter()
-        cursor = await conn.cursor(f"SELECT * FROM {store.schema}.events ORDER BY tx_id, seq")
-        rows = 0
-        while chunk := await cursor.fetch(5000):
-            rows += len(chunk)
-        return rows / (time.perf_counter() - started)
-
-
-async def test_rebuild_keeps_pace_with_a_raw_sequential_read(
-    store: PostgresEventStore, totals: StreamTotals
-) -> None:
-    """`qinqing bench` holds the 0.3 target; this floor catches gross regressions (it is
-    measured on a shared 2-core machine, so it leaves room for noise)."""
-    total = 100_000
-    await fill(store, streams=50, per_stream=total // 50, per_append=100)
-    await store.pool.execute(f"ANALYZE {store.schema}.events")
-    runner = runner_for(store, totals)
-    read_rate = rebuild_rate = 0.0
-    for _ in range(2):
-        read_rate = max(read_rate, await raw_read_rate(store))
-        started = time.perf_counter()
-        assert await runner.rebuild() == total
-        rebuild_rate = max(rebuild_rate, total / (time.perf_counter() - started))
-    ratio = rebuild_rate / read_rate
-    print(f"raw read {read_rate:,.0f} rows/s, rebuild {rebuild_rate:,.0f} events/s, {ratio:.2f}")  # noqa: T201
-    assert sum(r[1] for r in await totals.state(store.pool)) == total
-    assert ratio >= 0.15
