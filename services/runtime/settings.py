@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,3 +24,13 @@ class Settings(BaseSettings):
     db_pool_min: int = 1
     db_pool_max: int = 10
     relay_batch_size: int = 1000
+
+    # DEVELOPMENT DEFAULTS, PUBLIC IN THIS REPOSITORY: every deployment outside a developer's
+    # machine MUST set QINQING_MASTER_KEY, QINQING_LOOKUP_KEY and QINQING_JWT_SECRET. The code
+    # logs a warning whenever one of these defaults is in use (see services.runtime.pii/auth).
+    # Wraps each person's data key (base64 of 32 bytes); losing it makes all PII unreadable.
+    master_key: SecretStr = SecretStr("cWlucWluZyBkZXYgbWFzdGVyIGtleTogbm90IHNhZmU=")
+    # HMAC key for lookup hashes of ID numbers (base64 of 32 bytes); changing it orphans them.
+    lookup_key: SecretStr = SecretStr("cWlucWluZyBkZXYgbG9va3VwIGtleTogbm90IHNhZmU=")
+    # HS256 signing key for bearer tokens (at least 32 bytes of text).
+    jwt_secret: SecretStr = SecretStr("qinqing-dev-jwt-secret-not-for-production")
