@@ -1,0 +1,134 @@
+"""Payment password: the 6-digit rule, trivial values refused, argon2id hashing, lockout as data."""
+
+# Chinese messages use full-width punctuation, as Chinese text should.
+# ruff: noqa: RUF001
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+from itertools import pairwise
+from typing import ClassVar
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from services.identity.errors import IdentityError
+
+PASSWORD_LENGTH = 6
+_SIX_DIGITS = re.compile(r"[0-9]{6}")
+
+# argon2id at OWASP's minimum profile (19 MiB, 2 passes, 1 lane): about 20 ms a verification
+# on one core, so a payment burst stays cheap. No KDF cost protects a space of 10^6 values
+# against someone holding the hash: these costs make cracking take CPU-hours per person, not
+# seconds; the real defences are the lockout below and keeping hashes out of events, in a
+# table of their own.
+ARGON2_TIME_COST = 2
+ARGON2_MEMORY_KIB = 19 * 1024
+ARGON2_PARALLELISM = 1
+ARGON2_HASH_BYTES = 32
+ARGON2_SALT_BYTES = 16
+# Recorded in PaymentPasswordSet, so the store knows which parameters made a stored hash.
+KDF_SCHEME = f"argon2id-m{ARGON2_MEMORY_KIB}-t{ARGON2_TIME_COST}-p{ARGON2_PARALLELISM}"
+
+
+@dataclass(frozen=True)
+class LockoutPolicy:
+    """`max_failures` consecutive wrong passwords lock password use for `lock_for`.
+
+    Three hours is what the mainstream payment apps apply; face verification stays usable.
+    """
+
+    max_failures: int = 5
+    lock_for: timedelta = timedelta(hours=3)
+
+
+DEFAULT_LOCKOUT = LockoutPolicy()
+
+
+class PaymentPasswordError(IdentityError):
+    code: ClassVar[str] = "password.invalid"
+    field: ClassVar[str | None] = "password"
+
+
+class PasswordFormatError(PaymentPasswordError):
+    code: ClassVar[str] = "password.format"
+    message_zh: ClassVar[str] = "支付密码应为6位数字"
+    message_en: ClassVar[str] = "The payment password must be exactly 6 digits"
+
+
+class PasswordSameDigitError(PaymentPasswordError):
+    code: ClassVar[str] = "password.same_digit"
+    message_zh: ClassVar[str] = "支付密码不能是同一个数字重复"
+    message_en: ClassVar[str] = "The payment password must not repeat one digit"
+
+
+class PasswordSequenceError(PaymentPasswordError):
+    code: ClassVar[str] = "password.sequence"
+    message_zh: ClassVar[str] = "支付密码不能是连续数字（如123456、654321）"
+    message_en: ClassVar[str] = "The payment password must not be a run such as 123456 or 654321"
+
+
+class PasswordBirthDateError(PaymentPasswordError):
+    code: ClassVar[str] = "password.birth_date"
+    message_zh: ClassVar[str] = "支付密码不能包含本人生日"
+    message_en: ClassVar[str] = "The payment password must not contain your birthday"
+
+
+class PasswordIdNumberError(PaymentPasswordError):
+    code: ClassVar[str] = "password.id_number"
+    message_zh: ClassVar[str] = "支付密码不能是身份证号码的前6位或后6位"
+    message_en: ClassVar[str] = "The payment password must not be the first or last 6 of your ID"
+
+
+def check_payment_password(password: str, birth_date: date, id_number: str | None = None) -> None:
+    """Raise the PaymentPasswordError that says why `password` is refused, if it is.
+
+    Refused, in this order:
+    - anything but exactly 6 ASCII digits;
+    - one digit six times (000000, 888888);
+    - a run: each digit one more, or each one less, than the one before, wrapping 9 -> 0
+      (123456, 654321, 567890, 890123, 109876);
+    - the birthday: the password contains the birth date's MMDD anywhere, which covers
+      YYMMDD, MMDDYY and any MMDD padded with two digits (the brief's "MMDD/YYMMDD");
+    - the first or the last 6 characters of the ID number (both printed on the card).
+    """
+    if not _SIX_DIGITS.fullmatch(password):
+        raise PasswordFormatError
+    if len(set(password)) == 1:
+        raise PasswordSameDigitError
+    steps = {(int(b) - int(a)) % 10 for a, b in pairwise(password)}
+    if steps in ({1}, {9}):
+        raise PasswordSequenceError
+    if f"{birth_date:%m%d}" in password:
+        raise PasswordBirthDateError
+    if id_number is not None and password in (id_number[:6], id_number[-6:]):
+        raise PasswordIdNumberError
+
+
+def make_hasher() -> PasswordHasher:
+    """The argon2id hasher with this module's parameters (a fresh random salt per hash)."""
+    return PasswordHasher(
+        time_cost=ARGON2_TIME_COST,
+        memory_cost=ARGON2_MEMORY_KIB,
+        parallelism=ARGON2_PARALLELISM,
+        hash_len=ARGON2_HASH_BYTES,
+        salt_len=ARGON2_SALT_BYTES,
+    )
+
+
+def hash_payment_password(
+    hasher: PasswordHasher, password: str, birth_date: date, id_number: str | None = None
+) -> str:
+    """Check the rules, then hash: the only way a password becomes a stored credential."""
+    check_payment_password(password, birth_date, id_number)
+    return hasher.hash(password)
+
+
+def verify_payment_password(hasher: PasswordHasher, encoded_hash: str, password: str) -> bool:
+    """True if `password` matches; False on a mismatch or an unreadable hash, never raises."""
+    try:
+        return hasher.verify(encoded_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
