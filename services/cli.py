@@ -7,11 +7,13 @@ import typer
 from services.admin import migrate_command, verify_command
 from services.bench import bench_command
 from services.runtime.infra import infra_app
+from services.tokens import token_command
 
 app = typer.Typer(no_args_is_help=True, help="qinqing: event-sourced family-account platform.")
 app.add_typer(infra_app, name="infra")
 app.command("bench")(bench_command)
 app.command("migrate")(migrate_command)
+app.command("token")(token_command)
 audit_app = typer.Typer(no_args_is_help=True, help="Auditors' tools over the event logs.")
 audit_app.command("verify")(verify_command)
 app.add_typer(audit_app, name="audit")

@@ -1,0 +1,228 @@
+"""Bearer tokens (PyJWT, HS256) and the FastAPI dependency every service's API checks them with."""
+
+# No `from __future__ import annotations`: FastAPI reads the dependencies' annotations at run
+# time, and those inside `require` name its local functions.
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from services.runtime.pii import warn_if_dev_default
+from services.runtime.settings import Settings
+
+ISSUER = AUDIENCE = "qinqing"
+_ALGORITHM = "HS256"
+_LEEWAY = timedelta(seconds=10)  # clock skew between the services
+_MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash
+# A reviewer's region is a 6-digit administrative code; trailing "00" pairs widen it, so
+# 360000 is Jiangxi province, 360100 the city of Nanchang, 360102 one district of it.
+_REGION = re.compile(r"^[1-9]\d{5}$")
+
+
+class Role(StrEnum):
+    INSURED = "insured"
+    REVIEWER = "reviewer"
+    INSTITUTION = "institution"
+    AUDITOR = "auditor"
+    OPERATOR = "operator"
+
+
+# Roles whose access is limited to regions; the others are not region-scoped.
+REGION_SCOPED = frozenset({Role.REVIEWER})
+
+
+class TokenError(Exception):
+    """Base of the token errors; `code` is what an API answers with."""
+
+    code = "auth.invalid_token"
+
+
+class InvalidTokenError(TokenError):
+    """Malformed, wrongly signed, for another issuer or audience, or with unknown claims."""
+
+
+class ExpiredTokenError(TokenError):
+    """The token was valid once; its `exp` has passed."""
+
+    code = "auth.expired_token"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who calls: a person's pseudonym or a staff id, one role, and a reviewer's regions."""
+
+    subject: str
+    role: Role
+    regions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.subject:
+            raise ValueError("a principal needs a subject")
+        bad = [r for r in self.regions if not _REGION.fullmatch(r)]
+        if bad:
+            raise ValueError(f"region codes are 6 digits, not starting with 0: {bad}")
+        if self.role in REGION_SCOPED and not self.regions:
+            raise ValueError(f"role {self.role} needs at least one region")
+        if self.role not in REGION_SCOPED and self.regions:
+            raise ValueError(f"role {self.role} is not limited to regions")
+
+    def covers(self, region_code: str) -> bool:
+        """Whether a region-scoped principal may act on `region_code` (its own or one below)."""
+        if not _REGION.fullmatch(region_code):
+            return False
+        return any(region_code.startswith(_strip_zero_pairs(r)) for r in self.regions)
+
+
+def _strip_zero_pairs(code: str) -> str:
+    while code.endswith("00"):
+        code = code[:-2]
+    return code
+
+
+def jwt_secret(settings: Settings) -> str:
+    """The signing key (`QINQING_JWT_SECRET`), checked for length."""
+    warn_if_dev_default(settings, "jwt_secret")
+    secret = settings.jwt_secret.get_secret_value()
+    if len(secret.encode()) < _MIN_SECRET_BYTES:
+        raise ValueError(f"QINQING_JWT_SECRET must be at least {_MIN_SECRET_BYTES} bytes")
+    return secret
+
+
+def issue_token(
+    principal: Principal, ttl: timedelta, *, secret: str, now: datetime | None = None
+) -> str:
+    issued = now or datetime.now(UTC)
+    claims: dict[str, Any] = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": principal.subject,
+        "role": principal.role.value,
+        "iat": issued,
+        "exp": issued + ttl,
+    }
+    if principal.regions:
+        claims["regions"] = list(principal.regions)
+    return jwt.encode(claims, secret, algorithm=_ALGORITHM)
+
+
+def decode_token(token: str, *, secret: str) -> Principal:
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[_ALGORITHM],  # pinned: the token's own `alg` header is not trusted
+            audience=AUDIENCE,
+            issuer=ISSUER,
+            leeway=_LEEWAY,
+            options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise ExpiredTokenError("the token has expired") from exc
+    except jwt.PyJWTError as exc:
+        raise InvalidTokenError(f"the token is not valid: {exc}") from exc
+    regions = claims.get("regions", [])
+    if not isinstance(regions, list) or not all(isinstance(r, str) for r in regions):
+        raise InvalidTokenError("the token's regions claim is not a list of codes")
+    try:
+        return Principal(claims["sub"], Role(str(claims.get("role"))), tuple(regions))
+    except ValueError as exc:
+        raise InvalidTokenError(f"the token's claims are not a valid principal: {exc}") from exc
+
+
+class AccessDeniedError(Exception):
+    """Answered as 401 (who are you?) or 403 (not you), with a bilingual JSON body."""
+
+    def __init__(self, status: int, code: str, zh: str, en: str) -> None:
+        super().__init__(en)
+        self.status, self.code, self.zh, self.en = status, code, zh, en
+
+
+_MISSING = AccessDeniedError(
+    401, "auth.missing_token", "需要登录凭证", "A bearer token is required"
+)
+_UNAUTHENTICATED = {
+    "auth.invalid_token": ("登录凭证无效", "The bearer token is not valid"),
+    "auth.expired_token": ("登录凭证已过期，请重新登录", "The bearer token has expired"),  # noqa: RUF001
+}
+
+
+async def _access_denied(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AccessDeniedError)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    body = {"code": exc.code, "message": {"zh": exc.zh, "en": exc.en}}
+    return JSONResponse(body, status_code=exc.status, headers=headers)
+
+
+def configure_auth(app: FastAPI, secret: str) -> None:
+    """Let `require` check tokens signed with `secret` on this app, and answer its refusals."""
+    app.state.token_secret = secret
+    app.add_exception_handler(AccessDeniedError, _access_denied)
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+async def authenticated(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller's principal, whatever the role; 401 without a valid token."""
+    if credentials is None:
+        raise _MISSING
+    try:
+        return decode_token(credentials.credentials, secret=request.app.state.token_secret)
+    except TokenError as exc:
+        zh, en = _UNAUTHENTICATED[exc.code]
+        raise AccessDeniedError(401, exc.code, zh, en) from exc
+
+
+def _no_region() -> None:
+    return None
+
+
+RegionOf = Callable[..., str | None] | Callable[..., Awaitable[str | None]]
+
+
+def require(*roles: Role | str, region_of: RegionOf | None = None) -> Callable[..., Any]:
+    """A dependency admitting only `roles`; 401 without a valid token, 403 otherwise.
+
+    `region_of` is itself a FastAPI dependency (it may take path parameters or a connection)
+    giving the region the request touches; region-scoped roles must cover it. It runs only
+    once the caller is authenticated and holds one of the roles.
+    """
+    allowed = frozenset(Role(r) for r in roles)
+    if not allowed:
+        raise ValueError("require() needs at least one role")
+
+    async def with_role(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
+        if principal.role not in allowed:
+            raise AccessDeniedError(
+                403,
+                "auth.forbidden_role",
+                "当前身份无权进行此操作",
+                f"The {principal.role} role may not do this",
+            )
+        return principal
+
+    async def with_region(
+        principal: Annotated[Principal, Depends(with_role)],
+        region: Annotated[str | None, Depends(region_of or _no_region)],
+    ) -> Principal:
+        scoped = region_of is not None and principal.role in REGION_SCOPED
+        if scoped and (region is None or not principal.covers(region)):
+            raise AccessDeniedError(
+                403,
+                "auth.region_not_covered",
+                "该地区不在您的管辖范围内",
+                "This region is not among yours",
+            )
+        return principal
+
+    return with_region
