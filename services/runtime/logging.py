@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Any
 
@@ -12,10 +13,30 @@ import structlog
 SENSITIVE_KEYS = frozenset({"id_number", "name", "password", "face_result", "payload", "data"})
 
 
+# A mainland resident ID number (GB 11643): 17 digits and a check character, not inside a
+# longer run of digits or letters. Masked wherever it appears, whatever the key it came under.
+_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{3})\d{11}(\d{3}[\dXx])(?![0-9A-Za-z])")
+
+
+def mask_id_numbers(text: str) -> str:
+    """`36010219900101123X` -> `360***********123X` (first 3 and last 4 kept)."""
+    return _ID_NUMBER.sub(lambda m: f"{m[1]}{'*' * 11}{m[2]}", text)
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_id_numbers(value)
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return type(value)(_masked(v) for v in value)
+    return value
+
+
 def _redact(_: Any, __: str, event_dict: structlog.types.EventDict) -> structlog.types.EventDict:
     for key in SENSITIVE_KEYS.intersection(event_dict):
         event_dict[key] = "[redacted]"
-    return event_dict
+    return {key: _masked(value) for key, value in event_dict.items()}
 
 
 def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
@@ -31,8 +52,8 @@ def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _redact,
             structlog.processors.format_exc_info,
+            _redact,  # after the traceback is text, so exception messages are masked too
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
