@@ -174,10 +174,13 @@ async def authenticated(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """The caller's principal, whatever the role; 401 without a valid token."""
+    secret = getattr(request.app.state, "token_secret", None)
+    if secret is None:
+        raise RuntimeError("configure_auth(app, secret) was not called where the app is built")
     if credentials is None:
         raise _MISSING
     try:
-        return decode_token(credentials.credentials, secret=request.app.state.token_secret)
+        return decode_token(credentials.credentials, secret=secret)
     except TokenError as exc:
         zh, en = _UNAUTHENTICATED[exc.code]
         raise AccessDeniedError(401, exc.code, zh, en) from exc
