@@ -1,0 +1,261 @@
+"""Insured person stream: registration, insured places, e-voucher activation, payment password."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from typing import assert_never
+
+from services.identity.errors import (
+    FaceCheckRequiredError,
+    InvalidInsuredPlaceError,
+    InvalidNameError,
+    PasswordLockedError,
+    PaymentPasswordNotSetError,
+    PersonAlreadyRegisteredError,
+    PersonErasedError,
+    PersonNotRegisteredError,
+    ResetChannelError,
+    UnknownInsuredPlaceError,
+    VoucherNotActivatedError,
+)
+from services.identity.face_check import FaceCheck, FacePurpose
+from services.identity.id_number import is_known_region, parse_id_number
+from services.identity.password import DEFAULT_LOCKOUT, LockoutPolicy
+from services.identity.person_events import (
+    Channel,
+    CurrentInsuredPlaceSwitched,
+    InsuredPlaceAdded,
+    PaymentPasswordLocked,
+    PaymentPasswordRejected,
+    PaymentPasswordSet,
+    PaymentPasswordVerified,
+    PersonalData,
+    PersonEvent,
+    PersonRegistered,
+    VoucherActivated,
+)
+from services.runtime.decider import Decider
+
+NAME_MAX_LENGTH = 64
+# A face check proves presence only briefly: activation must follow it within this time.
+FACE_CHECK_FRESH_FOR = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class RegisterPerson:
+    pseudonym: str  # random and stable, made by the handler
+    name: str = field(repr=False)  # kept out of logs and tracebacks
+    id_number: str = field(repr=False)
+    insured_place: str
+    today: date  # the day in China when the command arrives
+
+
+@dataclass(frozen=True)
+class AddInsuredPlace:
+    insured_place: str
+
+
+@dataclass(frozen=True)
+class SwitchCurrentInsuredPlace:
+    insured_place: str
+
+
+@dataclass(frozen=True)
+class ActivateVoucher:
+    """`face_check` is the state of the person's face check stream, read by the handler."""
+
+    channel: Channel
+    face_check: FaceCheck
+    at: datetime
+
+
+@dataclass(frozen=True)
+class SetPaymentPassword:
+    """The handler has checked the rules, hashed and stored the hash under `credential_id`."""
+
+    credential_id: str
+    kdf_scheme: str
+    channel: Channel
+
+
+@dataclass(frozen=True)
+class RecordPasswordAttempt:
+    """The handler has compared the password with the stored hash; `matched` is the result."""
+
+    matched: bool
+    at: datetime
+
+
+PersonCommand = (
+    RegisterPerson
+    | AddInsuredPlace
+    | SwitchCurrentInsuredPlace
+    | ActivateVoucher
+    | SetPaymentPassword
+    | RecordPasswordAttempt
+)
+
+
+@dataclass(frozen=True)
+class Person:
+    pseudonym: str
+    personal: PersonalData | None
+    places: tuple[str, ...]
+    current_place: str
+    channels: tuple[Channel, ...] = ()  # in activation order; the first is where resets go
+    used_face_checks: frozenset[str] = frozenset()
+    credential_id: str | None = None
+    failed_attempts: int = 0
+    locked_until: datetime | None = None
+
+    def password_locked(self, at: datetime) -> bool:
+        """Handlers ask this before running the KDF, to spare it while locked."""
+        return self.locked_until is not None and at < self.locked_until
+
+
+def make_person_decider(
+    policy: LockoutPolicy = DEFAULT_LOCKOUT,
+) -> Decider[PersonCommand, Person | None, PersonEvent]:
+    """The insured person's decider, with the lockout policy from the settings."""
+
+    def decide(command: PersonCommand, state: Person | None) -> Sequence[PersonEvent]:  # noqa: PLR0911
+        if isinstance(command, RegisterPerson):
+            return _register(command, state)
+        if state is None:
+            raise PersonNotRegisteredError
+        match command:
+            case AddInsuredPlace(insured_place=place):
+                _check_place(place)
+                return [] if place in state.places else [InsuredPlaceAdded(insured_place=place)]
+            case SwitchCurrentInsuredPlace(insured_place=place):
+                if place not in state.places:
+                    raise UnknownInsuredPlaceError
+                if place == state.current_place:
+                    return []
+                return [CurrentInsuredPlaceSwitched(insured_place=place)]
+            case ActivateVoucher():
+                return _activate(command, state)
+            case SetPaymentPassword():
+                return _set_password(command, state)
+            case RecordPasswordAttempt():
+                return _attempt(command, state, policy)
+            case _:
+                assert_never(command)
+
+    return Decider(decide, evolve, _nobody)
+
+
+def _register(command: RegisterPerson, state: Person | None) -> Sequence[PersonEvent]:
+    if state is not None:
+        raise PersonAlreadyRegisteredError
+    name = unicodedata.normalize("NFKC", command.name).strip()
+    if not 1 <= len(name) <= NAME_MAX_LENGTH or any(
+        ch.isdigit() or unicodedata.category(ch).startswith("C") for ch in name
+    ):
+        raise InvalidNameError
+    number = parse_id_number(command.id_number, command.today)
+    _check_place(command.insured_place)
+    personal = PersonalData(
+        name=name, id_number=number.value, birth_date=number.birth_date, sex=number.sex
+    )
+    return [
+        PersonRegistered(
+            pseudonym=command.pseudonym, insured_place=command.insured_place, personal=personal
+        )
+    ]
+
+
+def _check_place(place: str) -> None:
+    if not is_known_region(place):
+        raise InvalidInsuredPlaceError
+
+
+def _activate(command: ActivateVoucher, state: Person) -> Sequence[PersonEvent]:
+    if command.channel in state.channels:
+        return []
+    check = command.face_check
+    if not (
+        check.verified
+        and check.purpose is FacePurpose.ACTIVATION
+        and check.subject == state.pseudonym
+        and check.check_id not in state.used_face_checks
+        and check.decided_at is not None
+        and command.at - check.decided_at <= FACE_CHECK_FRESH_FOR
+    ):
+        raise FaceCheckRequiredError
+    return [VoucherActivated(channel=command.channel, face_check_id=check.check_id)]
+
+
+def _set_password(command: SetPaymentPassword, state: Person) -> Sequence[PersonEvent]:
+    if state.personal is None:
+        raise PersonErasedError
+    if command.channel not in state.channels:
+        raise VoucherNotActivatedError
+    if state.credential_id is not None and command.channel != state.channels[0]:
+        raise ResetChannelError
+    if command.credential_id == state.credential_id:
+        return []
+    return [
+        PaymentPasswordSet(
+            credential_id=command.credential_id,
+            kdf_scheme=command.kdf_scheme,
+            channel=command.channel,
+        )
+    ]
+
+
+def _attempt(
+    command: RecordPasswordAttempt, state: Person, policy: LockoutPolicy
+) -> Sequence[PersonEvent]:
+    if state.credential_id is None:
+        raise PaymentPasswordNotSetError
+    if state.locked_until is not None and state.password_locked(command.at):
+        raise PasswordLockedError(state.locked_until)
+    if command.matched:
+        return [PaymentPasswordVerified()]
+    # A lapsed lock starts a fresh count.
+    failures = 1 if state.locked_until is not None else state.failed_attempts + 1
+    rejected = PaymentPasswordRejected(failed_attempts=failures)
+    if failures < policy.max_failures:
+        return [rejected]
+    return [rejected, PaymentPasswordLocked(locked_until=command.at + policy.lock_for)]
+
+
+def evolve(state: Person | None, event: PersonEvent) -> Person | None:  # noqa: PLR0911
+    if isinstance(event, PersonRegistered):
+        return Person(
+            pseudonym=event.pseudonym,
+            personal=event.personal,
+            places=(event.insured_place,),
+            current_place=event.insured_place,
+        )
+    assert state is not None, "a person's events follow the registration"
+    match event:
+        case InsuredPlaceAdded(insured_place=place):
+            return replace(state, places=(*state.places, place))
+        case CurrentInsuredPlaceSwitched(insured_place=place):
+            return replace(state, current_place=place)
+        case VoucherActivated(channel=channel, face_check_id=check_id):
+            used = state.used_face_checks | {check_id}
+            return replace(state, channels=(*state.channels, channel), used_face_checks=used)
+        case PaymentPasswordSet(credential_id=credential_id):
+            # A new password (set or reset through a face-checked channel) lifts the lock.
+            return replace(state, credential_id=credential_id, failed_attempts=0, locked_until=None)
+        case PaymentPasswordVerified():
+            return replace(state, failed_attempts=0, locked_until=None)
+        case PaymentPasswordRejected(failed_attempts=failures):
+            return replace(state, failed_attempts=failures, locked_until=None)
+        case PaymentPasswordLocked(locked_until=until):
+            return replace(state, locked_until=until)
+        case _:
+            assert_never(event)
+
+
+def _nobody() -> Person | None:
+    return None
+
+
+person_decider = make_person_decider()

@@ -1,0 +1,94 @@
+"""Insured person events: what the person stream records, with the sensitive part marked."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.identity.id_number import Sex
+from services.runtime.codec import DomainEvent
+
+
+class Channel(StrEnum):
+    NATIONAL_APP = "national_app"  # 国家医保服务平台
+    WECHAT = "wechat"
+    ALIPAY = "alipay"
+    BANK_APP = "bank_app"
+
+
+class PersonalData(BaseModel):
+    """The sensitive part of a registration. The store layer encrypts it with the person's
+    data key before it is stored and never publishes it; erasing the key makes it None."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # repr=False keeps them out of logs and tracebacks.
+    name: str = Field(repr=False)
+    id_number: str = Field(repr=False)
+    birth_date: date = Field(repr=False)
+    sex: Sex = Field(repr=False)
+
+
+# Events: the person is known by pseudonym; only `personal` is sensitive.
+class PersonRegistered(DomainEvent):
+    pseudonym: str
+    insured_place: str
+    personal: PersonalData | None  # None once erased (crypto-shredded); replays still run
+
+
+class InsuredPlaceAdded(DomainEvent):
+    insured_place: str
+
+
+class CurrentInsuredPlaceSwitched(DomainEvent):
+    insured_place: str
+
+
+class VoucherActivated(DomainEvent):
+    channel: Channel
+    face_check_id: str
+
+
+class PaymentPasswordSet(DomainEvent):
+    """The hash is not here: the handler keeps it in a table of its own, keyed by
+    (pseudonym, credential_id), and looks it up through the person's current credential."""
+
+    credential_id: str
+    kdf_scheme: str
+    channel: Channel
+
+
+class PaymentPasswordVerified(DomainEvent):
+    pass
+
+
+class PaymentPasswordRejected(DomainEvent):
+    failed_attempts: int  # consecutive, this one included
+
+
+class PaymentPasswordLocked(DomainEvent):
+    locked_until: datetime
+
+
+PersonEvent = (
+    PersonRegistered
+    | InsuredPlaceAdded
+    | CurrentInsuredPlaceSwitched
+    | VoucherActivated
+    | PaymentPasswordSet
+    | PaymentPasswordVerified
+    | PaymentPasswordRejected
+    | PaymentPasswordLocked
+)
+PERSON_EVENTS: tuple[type[PersonEvent], ...] = (
+    PersonRegistered,
+    InsuredPlaceAdded,
+    CurrentInsuredPlaceSwitched,
+    VoucherActivated,
+    PaymentPasswordSet,
+    PaymentPasswordVerified,
+    PaymentPasswordRejected,
+    PaymentPasswordLocked,
+)

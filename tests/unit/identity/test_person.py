@@ -1,0 +1,306 @@
+"""Insured person stream: registration, insured places, activation, payment password lockout."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from services.identity.domain import (
+    ActivateVoucher,
+    AddInsuredPlace,
+    RecordPasswordAttempt,
+    RegisterPerson,
+    SetPaymentPassword,
+    SwitchCurrentInsuredPlace,
+    make_person_decider,
+    person_decider,
+)
+from services.identity.errors import (
+    FaceCheckRequiredError,
+    InvalidInsuredPlaceError,
+    InvalidNameError,
+    PasswordLockedError,
+    PaymentPasswordNotSetError,
+    PersonAlreadyRegisteredError,
+    PersonErasedError,
+    PersonNotRegisteredError,
+    ResetChannelError,
+    UnknownInsuredPlaceError,
+    VoucherNotActivatedError,
+)
+from services.identity.face_check import FaceCheck, FaceCheckStatus, FacePurpose
+from services.identity.id_number import IdNumberCheckDigitError, Sex
+from services.identity.password import KDF_SCHEME, LockoutPolicy
+from services.identity.person_events import (
+    Channel,
+    CurrentInsuredPlaceSwitched,
+    InsuredPlaceAdded,
+    PaymentPasswordLocked,
+    PaymentPasswordRejected,
+    PaymentPasswordSet,
+    PaymentPasswordVerified,
+    PersonalData,
+    PersonRegistered,
+    VoucherActivated,
+)
+from services.runtime.codec import PydanticCodec
+from services.runtime.testing import DeciderSpec
+
+spec = DeciderSpec(person_decider)
+NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+TODAY = date(2026, 11, 25)
+NAME, ID_NUMBER = "张三", "360426199101010071"
+
+register = RegisterPerson("p-1", NAME, ID_NUMBER, "360100", TODAY)
+personal = PersonalData(name=NAME, id_number=ID_NUMBER, birth_date=date(1991, 1, 1), sex=Sex.MALE)
+registered = PersonRegistered(pseudonym="p-1", insured_place="360100", personal=personal)
+face_ok = FaceCheck(
+    check_id="fc-1",
+    purpose=FacePurpose.ACTIVATION,
+    subject="p-1",
+    on_behalf_of=None,
+    correlation_id="act-1",
+    deadline=NOW + timedelta(minutes=5),
+    status=FaceCheckStatus.VERIFIED,
+    decided_at=NOW - timedelta(minutes=1),
+)
+activated = VoucherActivated(channel=Channel.WECHAT, face_check_id="fc-1")
+password_set = PaymentPasswordSet(
+    credential_id="c-1", kdf_scheme=KDF_SCHEME, channel=Channel.WECHAT
+)
+with_password = [registered, activated, password_set]
+
+
+def wrong(minutes: int = 0) -> RecordPasswordAttempt:
+    return RecordPasswordAttempt(matched=False, at=NOW + timedelta(minutes=minutes))
+
+
+def rejections(count: int) -> list[PaymentPasswordRejected]:
+    return [PaymentPasswordRejected(failed_attempts=n) for n in range(1, count + 1)]
+
+
+# Registration
+
+
+def test_registration_derives_birth_date_and_sex_and_keeps_them_sensitive() -> None:
+    spec.given([]).when(register).then([registered])
+
+
+def test_registration_normalises_a_lower_case_x() -> None:
+    (event,) = person_decider.decide(replace(register, id_number="11010519491231002x"), None)
+    assert isinstance(event, PersonRegistered)
+    assert event.personal is not None
+    assert event.personal.id_number == "11010519491231002X"
+
+
+def test_registration_refuses_an_invalid_id_number_with_its_code() -> None:
+    bad = replace(register, id_number="360426199101010072")
+    spec.given([]).when(bad).raises(IdNumberCheckDigitError)
+
+
+@pytest.mark.parametrize("name", ["", "   ", "张3", "a\x00b", "长" * 65])
+def test_registration_refuses_an_empty_overlong_or_odd_name(name: str) -> None:
+    spec.given([]).when(replace(register, name=name)).raises(InvalidNameError)
+
+
+def test_a_minority_name_with_a_middle_dot_is_accepted() -> None:
+    (event,) = person_decider.decide(replace(register, name="买买提·艾力"), None)
+    assert isinstance(event, PersonRegistered)
+
+
+@pytest.mark.parametrize("place", ["990000", "36010", "119999", "abcdef"])
+def test_registration_refuses_an_insured_place_that_is_not_a_region_code(place: str) -> None:
+    spec.given([]).when(replace(register, insured_place=place)).raises(InvalidInsuredPlaceError)
+
+
+def test_a_person_cannot_be_registered_twice_in_one_stream() -> None:
+    spec.given([registered]).when(register).raises(PersonAlreadyRegisteredError)
+
+
+def test_commands_for_an_unregistered_person_are_refused() -> None:
+    spec.given([]).when(AddInsuredPlace("360100")).raises(PersonNotRegisteredError)
+
+
+def test_sensitive_values_stay_out_of_reprs_and_the_published_fields() -> None:
+    for text in (repr(register), repr(registered), repr(person_decider.fold([registered]))):
+        assert NAME not in text
+        assert ID_NUMBER not in text
+    published = registered.model_dump(mode="json", exclude={"personal"})
+    assert NAME not in str(published)
+    assert ID_NUMBER not in str(published)
+
+
+def test_an_erased_registration_still_replays() -> None:
+    erased = registered.model_copy(update={"personal": None})
+    codec = PydanticCodec([PersonRegistered])
+    _, _, data = codec.encode(erased)
+    assert data["personal"] is None
+    state = person_decider.fold([erased, activated])
+    assert state is not None
+    assert state.personal is None
+
+
+# Insured places
+
+
+def test_adding_an_insured_place_records_it() -> None:
+    spec.given([registered]).when(AddInsuredPlace("110105")).then(
+        [InsuredPlaceAdded(insured_place="110105")]
+    )
+
+
+def test_adding_a_place_the_person_has_records_nothing() -> None:
+    spec.given([registered]).when(AddInsuredPlace("360100")).then([])
+
+
+def test_switching_to_one_of_the_persons_places_makes_it_current() -> None:
+    spec.given([registered, InsuredPlaceAdded(insured_place="110105")]).when(
+        SwitchCurrentInsuredPlace("110105")
+    ).then([CurrentInsuredPlaceSwitched(insured_place="110105")])
+
+
+def test_switching_to_a_place_the_person_does_not_have_is_refused() -> None:
+    spec.given([registered]).when(SwitchCurrentInsuredPlace("110105")).raises(
+        UnknownInsuredPlaceError
+    )
+
+
+def test_switching_to_the_current_place_records_nothing() -> None:
+    spec.given([registered]).when(SwitchCurrentInsuredPlace("360100")).then([])
+
+
+# Activation
+
+
+def test_activation_with_a_fresh_passed_face_check_of_the_person_is_recorded() -> None:
+    spec.given([registered]).when(ActivateVoucher(Channel.WECHAT, face_ok, NOW)).then([activated])
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        replace(face_ok, status=FaceCheckStatus.FAILED),
+        replace(face_ok, status=FaceCheckStatus.PENDING, decided_at=None),
+        replace(face_ok, status=FaceCheckStatus.EXPIRED),
+        replace(face_ok, purpose=FacePurpose.LOGIN),
+        replace(face_ok, subject="p-2"),
+        replace(face_ok, decided_at=NOW - timedelta(minutes=11)),
+    ],
+    ids=["failed", "pending", "expired", "other purpose", "other person", "stale"],
+)
+def test_activation_needs_a_fresh_passed_activation_check_of_the_person(check: FaceCheck) -> None:
+    spec.given([registered]).when(ActivateVoucher(Channel.ALIPAY, check, NOW)).raises(
+        FaceCheckRequiredError
+    )
+
+
+def test_one_face_check_activates_one_channel_only() -> None:
+    spec.given([registered, activated]).when(ActivateVoucher(Channel.ALIPAY, face_ok, NOW)).raises(
+        FaceCheckRequiredError
+    )
+
+
+def test_activating_an_active_channel_again_records_nothing() -> None:
+    spec.given([registered, activated]).when(ActivateVoucher(Channel.WECHAT, face_ok, NOW)).then([])
+
+
+# Payment password
+
+
+def test_a_password_is_set_through_an_activated_channel_without_its_hash() -> None:
+    spec.given([registered, activated]).when(
+        SetPaymentPassword("c-1", KDF_SCHEME, Channel.WECHAT)
+    ).then([password_set])
+    assert "hash" not in PaymentPasswordSet.model_fields
+
+
+def test_a_password_cannot_be_set_before_activation_through_that_channel() -> None:
+    spec.given([registered, activated]).when(
+        SetPaymentPassword("c-1", KDF_SCHEME, Channel.ALIPAY)
+    ).raises(VoucherNotActivatedError)
+
+
+def test_a_reset_goes_through_the_channel_of_first_activation() -> None:
+    alipay = VoucherActivated(channel=Channel.ALIPAY, face_check_id="fc-2")
+    spec.given([*with_password, alipay]).when(
+        SetPaymentPassword("c-2", KDF_SCHEME, Channel.ALIPAY)
+    ).raises(ResetChannelError)
+    spec.given([*with_password, alipay]).when(
+        SetPaymentPassword("c-2", KDF_SCHEME, Channel.WECHAT)
+    ).then([PaymentPasswordSet(credential_id="c-2", kdf_scheme=KDF_SCHEME, channel=Channel.WECHAT)])
+
+
+def test_a_password_cannot_be_set_for_an_erased_person() -> None:
+    erased = registered.model_copy(update={"personal": None})
+    spec.given([erased, activated]).when(
+        SetPaymentPassword("c-1", KDF_SCHEME, Channel.WECHAT)
+    ).raises(PersonErasedError)
+
+
+def test_an_attempt_before_any_password_is_set_is_refused() -> None:
+    spec.given([registered]).when(wrong()).raises(PaymentPasswordNotSetError)
+
+
+def test_a_matching_password_is_verified() -> None:
+    spec.given(with_password).when(RecordPasswordAttempt(matched=True, at=NOW)).then(
+        [PaymentPasswordVerified()]
+    )
+
+
+def test_a_wrong_password_is_rejected_and_counted() -> None:
+    spec.given([*with_password, *rejections(2)]).when(wrong()).then(rejections(3)[-1:])
+
+
+def test_the_5th_consecutive_wrong_password_locks_password_use() -> None:
+    spec.given([*with_password, *rejections(4)]).when(wrong()).then(
+        [
+            PaymentPasswordRejected(failed_attempts=5),
+            PaymentPasswordLocked(locked_until=NOW + timedelta(hours=3)),
+        ]
+    )
+
+
+def test_a_success_resets_the_count() -> None:
+    history = [*with_password, *rejections(4), PaymentPasswordVerified()]
+    spec.given(history).when(wrong()).then([PaymentPasswordRejected(failed_attempts=1)])
+
+
+def test_any_attempt_while_locked_is_refused_with_the_end_of_the_lock() -> None:
+    until = NOW + timedelta(hours=3)
+    locked = [*with_password, *rejections(5), PaymentPasswordLocked(locked_until=until)]
+    error = (
+        spec.given(locked)
+        .when(RecordPasswordAttempt(matched=True, at=until - timedelta(seconds=1)))
+        .raises(PasswordLockedError)
+    )
+    assert isinstance(error, PasswordLockedError)
+    assert error.locked_until == until
+    state = person_decider.fold(locked)
+    assert state is not None
+    assert state.password_locked(NOW)
+    assert not state.password_locked(until)
+
+
+def test_after_the_lock_lapses_the_count_starts_again() -> None:
+    until = NOW + timedelta(hours=3)
+    locked = [*with_password, *rejections(5), PaymentPasswordLocked(locked_until=until)]
+    spec.given(locked).when(wrong(minutes=180)).then([PaymentPasswordRejected(failed_attempts=1)])
+
+
+def test_a_new_password_lifts_the_lock() -> None:
+    until = NOW + timedelta(hours=3)
+    history = [*with_password, *rejections(5), PaymentPasswordLocked(locked_until=until)]
+    reset = PaymentPasswordSet(credential_id="c-2", kdf_scheme=KDF_SCHEME, channel=Channel.WECHAT)
+    spec.given([*history, reset]).when(wrong()).then([PaymentPasswordRejected(failed_attempts=1)])
+
+
+def test_the_lockout_policy_is_configurable() -> None:
+    strict = DeciderSpec(make_person_decider(LockoutPolicy(max_failures=2, lock_for=timedelta(1))))
+    strict.given([*with_password, *rejections(1)]).when(wrong()).then(
+        [
+            PaymentPasswordRejected(failed_attempts=2),
+            PaymentPasswordLocked(locked_until=NOW + timedelta(days=1)),
+        ]
+    )
