@@ -1,1 +1,1 @@
-"""The identity service (to come): insured persons, ID checks, places, passwords, face checks."""
+"""The identity service: insured persons, ID checks, places, passwords, face checks (domain)."""
