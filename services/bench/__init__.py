@@ -19,12 +19,22 @@ machine can do at all:
   projection (events per stream type) / rows/s of a plain server-side-cursor read of the same
   rows in order.
 
+Two absolute figures (`identity`) have no ceiling, so no ratio or target: each is an object
+with the rate under `value`, its `definition` and details, shown in a table of their own.
+
+* `id_validations_per_s`: `parse_id_number` calls/s in-process on one core over generated
+  numbers, half valid, half refused (10 % each: length, format, region, check character,
+  birth date).
+* `password_verifications_per_s`: `verify_payment_password` calls/s on one core with the
+  project's argon2id parameters; reports them, the ms per verification and why that cost
+  (the lockout after 5 attempts, not the KDF, protects a space of 10^6).
+
 Everything happens in a fresh `bench_<hex>` schema and fresh topics, dropped at the end
 (`run`); `report` describes the machine and writes the JSON, Markdown and table.
 """
 
-from services.bench.common import FIGURES, QUICK
+from services.bench.common import ABSOLUTES, FIGURES, QUICK
 from services.bench.report import write_outputs
 from services.bench.run import bench_command, run_bench
 
-__all__ = ["FIGURES", "QUICK", "bench_command", "run_bench", "write_outputs"]
+__all__ = ["ABSOLUTES", "FIGURES", "QUICK", "bench_command", "run_bench", "write_outputs"]

@@ -17,6 +17,8 @@ TARGETS = {
     "rebuild_vs_raw_read": 0.3,
 }
 FIGURES = tuple(TARGETS)
+# Absolute rates with no ceiling to divide by (`identity`): reported beside the ratios.
+ABSOLUTES = ("id_validations_per_s", "password_verifications_per_s")
 
 STREAM_TYPES = ("account", "binding", "voucher", "proxy")
 
@@ -46,6 +48,9 @@ class BenchConfig:
     read_batch: int = 1_000
     read_repeats: int = 2
     relay_timeout_s: float = 120.0
+    id_validations: int = 120_000  # parse_id_number calls, cycling over the generated set
+    id_numbers: int = 10_000  # distinct generated ID numbers (half valid, half invalid)
+    password_verifications: int = 150  # argon2id verifications (~20 ms each)
 
 
 FULL = BenchConfig(mode="full")
@@ -61,6 +66,9 @@ QUICK = replace(
     producer_perf_runs=1,
     read_repeats=1,
     relay_timeout_s=60.0,
+    id_validations=10_000,
+    id_numbers=2_000,
+    password_verifications=10,
 )
 
 

@@ -7,12 +7,13 @@ import json
 import os
 import platform
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
-from services.bench.common import FIGURES
+from services.bench.common import ABSOLUTES, FIGURES
 from services.bench.kafka import kafka_libs, kafka_version
 from services.runtime.infra import repo_root
 
@@ -94,6 +95,24 @@ def _absolutes(key: str, fig: dict[str, Any]) -> tuple[str, str]:
     )
 
 
+def _absolute_row(key: str, fig: dict[str, Any]) -> tuple[str, str]:
+    """Value and details of an absolute figure (no ceiling, so no ratio and no target)."""
+    if key == "id_validations_per_s":
+        mix = fig["mix"]
+        valid = 100 * mix.get("valid", 0) / max(sum(mix.values()), 1)
+        return (
+            f"{fig['value']:,.0f} validations/s",
+            f"{fig['us_per_validation']:.1f} µs each; {valid:.0f} % valid, the rest refused "
+            "in equal shares for length, format, region, check character and birth date",
+        )
+    kdf = fig["kdf"]
+    return (
+        f"{fig['value']:,.1f} verifications/s",
+        f"{fig['ms_per_verification']:.1f} ms each; {kdf['algorithm']} m={kdf['memory_kib']} KiB,"
+        f" t={kdf['time_cost']}, p={kdf['parallelism']}",
+    )
+
+
 def render_markdown(result: dict[str, Any]) -> str:
     machine = result["machine"]
     lines = [
@@ -113,6 +132,20 @@ def render_markdown(result: dict[str, Any]) -> str:
         ratio = f"{fig['ratio']:.2f}"
         mark = " ✓" if fig["meets_target"] else " ✗"
         lines.append(f"| `{key}` | {ratio}{mark} | >= {fig['target']} | {ours} | {ceiling} |")
+    absolutes = [key for key in ABSOLUTES if key in result]
+    if absolutes:
+        lines += [
+            "",
+            "Identity rates, absolute (no ceiling to divide by), in-process on one core:",
+            "",
+            "| Figure | Value | Details |",
+            "|---|---:|---|",
+        ]
+        for key in absolutes:
+            value, details = _absolute_row(key, result[key])
+            lines.append(f"| `{key}` | {value} | {details} |")
+        if "password_verifications_per_s" in result:
+            lines += ["", f"Why this KDF cost: {result['password_verifications_per_s']['why']}."]
     return "\n".join(lines) + "\n"
 
 
@@ -123,8 +156,17 @@ def render_table(result: dict[str, Any]) -> str:
         ours, ceiling = _absolutes(key, fig)
         ratio = f"{fig['ratio']:.2f}"
         rows.append((key, ratio, f">= {fig['target']}", ours, ceiling))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+    identity = [(key, *_absolute_row(key, result[key])) for key in ABSOLUTES if key in result]
+    if not identity:
+        return _columns(rows)
+    return f"{_columns(rows)}\n\n{_columns([('identity', 'value', 'details'), *identity])}"
+
+
+def _columns(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
 
 
 def write_outputs(result: dict[str, Any], output_dir: Path) -> tuple[Path, Path]:

@@ -1,4 +1,4 @@
-"""`run_bench`, which runs the three phases in fresh schemas, and the `qinqing bench` command."""
+"""`run_bench`, which runs the phases (three in fresh schemas), and the `qinqing bench` command."""
 
 from __future__ import annotations
 
@@ -14,7 +14,18 @@ import asyncpg
 import typer
 
 from services.bench.appends import append_figures
-from services.bench.common import FIGURES, FULL, QUICK, BenchConfig, BenchError, Say, now, rate
+from services.bench.common import (
+    ABSOLUTES,
+    FIGURES,
+    FULL,
+    QUICK,
+    BenchConfig,
+    BenchError,
+    Say,
+    now,
+    rate,
+)
+from services.bench.identity import identity_figures
 from services.bench.kafka import kafka_preflight
 from services.bench.rebuild import rebuild_figure
 from services.bench.relay import LOAD_WRITERS, relay_figure
@@ -69,6 +80,8 @@ async def run_bench(
         finally:
             await conn.close()
         await kafka_preflight(settings.kafka_bootstrap_servers)
+        # CPU-only and synchronous on this thread, before the database and broker get busy.
+        result.update(identity_figures(cfg, say))
         result.update(await append_figures(pool, appends_schema, cfg, say))
         relay, load_s = await relay_figure(pool, log_schema, cfg, settings, say)
         result["relay_vs_producer_perf"] = relay
@@ -91,10 +104,8 @@ async def run_bench(
     result["config"] = asdict(cfg)
     result["elapsed_s"] = round(time.perf_counter() - began, 1)
     say(f"done in {result['elapsed_s']:.0f} s; schemas {base}_a/_r dropped")
-    return {
-        key: result[key]
-        for key in ("date", "mode", "elapsed_s", "machine", "stack", *FIGURES, "load", "config")
-    }
+    keys = ("date", "mode", "elapsed_s", "machine", "stack", *FIGURES, *ABSOLUTES, "load", "config")
+    return {key: result[key] for key in keys}
 
 
 def bench_command(
@@ -109,7 +120,7 @@ def bench_command(
         ),
     ] = None,
 ) -> None:
-    """Measure the event store, relay and projection rebuild against raw ceilings."""
+    """Measure the event store, relay and rebuild against raw ceilings, and the identity rates."""
     cfg = QUICK if quick else FULL
     try:
         result = asyncio.run(run_bench(cfg))

@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from services.bench import FIGURES, QUICK, run_bench, write_outputs
+from services.bench import ABSOLUTES, FIGURES, QUICK, run_bench, write_outputs
 from services.runtime.settings import Settings
 
 TINY = dataclasses.replace(
@@ -22,6 +22,9 @@ TINY = dataclasses.replace(
     relay_events=900,
     producer_perf_records=2_000,
     topic_partitions=1,
+    id_validations=2_000,
+    id_numbers=200,
+    password_verifications=4,
 )
 
 
@@ -46,12 +49,22 @@ async def test_bench_writes_every_figure(
     assert written["relay_vs_producer_perf"]["relay_events"] == TINY.relay_events
     assert written["relay_vs_producer_perf"]["producer_perf_records_per_s"] > 0
     assert written["rebuild_vs_raw_read"]["events"] == TINY.relay_warmup_events + TINY.relay_events
+    for key in ABSOLUTES:
+        absolute = written[key]
+        assert absolute["value"] > 0, (key, absolute)
+        assert absolute["definition"], (key, absolute)
+    assert written["id_validations_per_s"]["validations"] == TINY.id_validations
+    password = written["password_verifications_per_s"]
+    assert password["kdf"]["algorithm"] == "argon2id"
+    assert password["ms_per_verification"] > 0
+    assert "lock" in password["why"]
     assert written["machine"]["cpu_count"] >= 1
     assert written["machine"]["postgresql"]
-    for key in FIGURES:
+    for key in (*FIGURES, *ABSOLUTES):
         assert f"`{key}`" in md_path.read_text()
     assert any(line.startswith("appends:") for line in lines)
     assert any(line.startswith("rebuild:") for line in lines)
+    assert any(line.startswith("identity:") for line in lines)
 
     # The run cleans up after itself: no bench schema is left behind.
     conn = await asyncpg.connect(database_url)
