@@ -33,6 +33,7 @@ from services.identity.person_events import (
     PaymentPasswordSet,
     PaymentPasswordVerified,
     PersonalData,
+    PersonErased,
     PersonEvent,
     PersonRegistered,
     VoucherActivated,
@@ -89,6 +90,11 @@ class RecordPasswordAttempt:
     at: datetime
 
 
+@dataclass(frozen=True)
+class ErasePerson:
+    """The handler has deleted the person's data key; this records it (once)."""
+
+
 PersonCommand = (
     RegisterPerson
     | AddInsuredPlace
@@ -96,6 +102,7 @@ PersonCommand = (
     | ActivateVoucher
     | SetPaymentPassword
     | RecordPasswordAttempt
+    | ErasePerson
 )
 
 
@@ -110,6 +117,7 @@ class Person:
     credential_id: str | None = None
     failed_attempts: int = 0
     locked_until: datetime | None = None
+    erased: bool = False
 
     def password_locked(self, at: datetime) -> bool:
         """Handlers ask this before running the KDF, to spare it while locked."""
@@ -142,6 +150,8 @@ def make_person_decider(
                 return _set_password(command, state)
             case RecordPasswordAttempt():
                 return _attempt(command, state, policy)
+            case ErasePerson():
+                return [] if state.erased else [PersonErased()]
             case _:
                 assert_never(command)
 
@@ -250,6 +260,8 @@ def evolve(state: Person | None, event: PersonEvent) -> Person | None:  # noqa: 
             return replace(state, failed_attempts=failures, locked_until=None)
         case PaymentPasswordLocked(locked_until=until):
             return replace(state, locked_until=until)
+        case PersonErased():
+            return replace(state, personal=None, erased=True)
         case _:
             assert_never(event)
 

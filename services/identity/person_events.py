@@ -72,6 +72,10 @@ class PaymentPasswordLocked(DomainEvent):
     locked_until: datetime
 
 
+class PersonErased(DomainEvent):
+    """The person's data key was deleted: `personal` of their registration reads as None."""
+
+
 PersonEvent = (
     PersonRegistered
     | InsuredPlaceAdded
@@ -81,6 +85,7 @@ PersonEvent = (
     | PaymentPasswordVerified
     | PaymentPasswordRejected
     | PaymentPasswordLocked
+    | PersonErased
 )
 PERSON_EVENTS: tuple[type[PersonEvent], ...] = (
     PersonRegistered,
@@ -91,4 +96,5 @@ PERSON_EVENTS: tuple[type[PersonEvent], ...] = (
     PaymentPasswordVerified,
     PaymentPasswordRejected,
     PaymentPasswordLocked,
+    PersonErased,
 )
