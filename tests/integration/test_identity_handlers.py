@@ -4,14 +4,13 @@ per ID number under concurrency, lockout across a restart, erasure, published fa
 from __future__ import annotations
 
 import asyncio
-import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from services.identity.errors import PasswordLockedError, PersonAlreadyRegisteredError
 from services.identity.face_check import FaceCheckStatus, FacePurpose
@@ -34,6 +33,7 @@ from services.runtime.migrate import migrate, service_migrations
 from services.runtime.pgstore import GroupCommitEventStore, PostgresEventStore
 from services.runtime.pii import PostgresKeyVault, lookup_hash
 from services.runtime.relay import OutboxRelay, ProducerSettings, kafka_producer
+from tests.integration.test_messaging import read_topic
 
 NAME, ID_NUMBER, PLACE = "李四", "360426199101010071", "360100"
 MASTER, LOOKUP = b"M" * 32, b"L" * 32
@@ -149,21 +149,8 @@ async def test_erased_person_reads_as_erased_and_replay_and_verification_still_r
     assert report.ok
 
 
-async def _read_until(bootstrap: str, topic: str, wanted: str, timeout_s: float = 30) -> list[Any]:
-    """Every record of `topic` from the start, until one of type `wanted` has arrived."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    records: list[Any] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline:
-            for part in (await consumer.getmany(timeout_ms=500)).values():
-                records.extend(part)
-            if any(dict(r.headers).get("ce_type", b"").decode() == wanted for r in records):
-                break
-    finally:
-        await consumer.stop()
-    return records
+def has_type(wanted: str) -> Callable[[list[Any]], bool]:
+    return lambda records: any(dict(r.headers)["ce_type"].decode() == wanted for r in records)
 
 
 async def test_face_check_is_published_answered_by_the_simulator_and_the_answer_published(
@@ -188,7 +175,9 @@ async def test_face_check_is_published_answered_by_the_simulator_and_the_answer_
     finally:
         await relay.close()
     assert relay.topic == "qinqing.identity.v1"
-    records = await _read_until(kafka_bootstrap, relay.topic, "qinqing.identity.FaceVerified.v1")
+    records = await read_topic(
+        kafka_bootstrap, relay.topic, has_type("qinqing.identity.FaceVerified.v1"), 30
+    )
 
     def types(stream: str) -> list[str]:  # per key: one stream, one partition, in order
         mine = [r for r in records if r.key == stream.encode()]
