@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from contracts import binding, identity
 from contracts.envelope import Envelope
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
@@ -18,6 +19,8 @@ SCHEMA_DIR = Path(__file__).parent / "schemas"
 # Every published model, by the file name its schema is kept under.
 PUBLISHED: dict[str, type[BaseModel]] = {
     "envelope.v1": Envelope,
+    **{f"identity.{name}.v1": model for name, model in identity.EVENTS.items()},
+    **{f"binding.{name}.v1": model for name, model in binding.EVENTS.items()},
 }
 
 
