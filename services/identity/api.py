@@ -1,0 +1,416 @@
+"""The identity HTTP API: routes that turn requests into handler calls, and the error answers."""
+
+# No `from __future__ import annotations`: FastAPI reads the routes' annotations at run time.
+# Chinese messages use full-width punctuation, as Chinese text should.
+# ruff: noqa: RUF001
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+from uuid import uuid4
+from zoneinfo import ZoneInfo
+
+from fastapi import Depends, FastAPI, Header, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from services.identity.domain import AddInsuredPlace, Person, SwitchCurrentInsuredPlace
+from services.identity.errors import (
+    IdentityError,
+    PasswordLockedError,
+    PersonAlreadyRegisteredError,
+    PersonNotRegisteredError,
+)
+from services.identity.face_check import (
+    MAX_WAIT,
+    FaceCheck,
+    FaceCheckConflictError,
+    FaceCheckNotRequestedError,
+    FaceCheckStatus,
+    FaceFailureReason,
+    FacePurpose,
+)
+from services.identity.face_provider import verify_callback
+from services.identity.handlers import IdentityHandlers, person_stream
+from services.identity.id_number import mask_id_number
+from services.identity.person_events import Channel
+from services.runtime.auth import Principal, Role, configure_auth, require
+from services.runtime.decider import CommandContext
+from services.runtime.logging import get_logger
+
+log = get_logger(__name__)
+CHINA = ZoneInfo("Asia/Shanghai")  # ID numbers' birth dates and ages count in China's days
+SIGNATURE_HEADER = "X-Signature"
+
+
+@dataclass(frozen=True)
+class IdentityApi:
+    """What the routes need, built once by the app's lifespan (services.identity.app)."""
+
+    handlers: IdentityHandlers
+    clock: Callable[[], datetime]
+    callback_secret: bytes
+    ready: Callable[[], Awaitable[bool]]
+
+    def today(self) -> date:
+        return self.clock().astimezone(CHINA).date()
+
+
+# ---------------------------------------------------------------------------- contracts
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RegisterPersonBody(_Body):
+    name: str = Field(max_length=256)
+    id_number: str = Field(max_length=64, description="18 characters; a lower-case x is accepted")
+    insured_place: str = Field(max_length=16, description="6-digit region code")
+
+
+class Registered(_Body):
+    pseudonym: str
+
+
+class Profile(_Body):
+    """Masked: the name's first character, the ID number's first 3 and last 4; no birth date,
+    since it is the ID number's middle the mask hides. Both None once the person is erased."""
+
+    pseudonym: str
+    name: str | None
+    id_number: str | None
+    insured_places: list[str]
+    current_insured_place: str
+    activated_channels: list[Channel]
+    payment_password_set: bool
+    payment_password_locked_until: datetime | None
+    erased: bool
+
+
+class InsuredPlaceBody(_Body):
+    insured_place: str = Field(max_length=16)
+
+
+class ActivateBody(_Body):
+    channel: Channel
+    face_check_id: str = Field(max_length=64)
+
+
+class SetPasswordBody(_Body):
+    password: str = Field(max_length=64, repr=False)
+    channel: Channel
+
+
+class VerifyPasswordBody(_Body):
+    password: str = Field(max_length=64, repr=False)
+
+
+class PasswordVerified(_Body):
+    matched: bool
+
+
+class OwnFacePurpose(StrEnum):
+    """Checks a person asks for themselves; those on someone's behalf come from binding."""
+
+    ACTIVATION = FacePurpose.ACTIVATION.value
+    LOGIN = FacePurpose.LOGIN.value
+    UNBINDING = FacePurpose.UNBINDING.value
+
+
+class FaceCheckBody(_Body):
+    purpose: OwnFacePurpose
+
+
+class FaceCheckView(_Body):
+    check_id: str
+    purpose: FacePurpose
+    status: FaceCheckStatus
+    deadline: datetime
+    decided_at: datetime | None
+    reason: FaceFailureReason | None
+
+
+class CallbackOutcome(StrEnum):
+    VERIFIED = "verified"
+    FAILED = "failed"
+
+
+class ProviderCallback(_Body):
+    check_id: str = Field(max_length=64)
+    outcome: CallbackOutcome
+    reason: FaceFailureReason | None = None  # required when failed; provider_error if missing
+
+
+def mask_name(name: str) -> str:
+    return name[:1] + "*" * (len(name) - 1)
+
+
+def profile_of(person: Person) -> Profile:
+    personal = person.personal
+    return Profile(
+        pseudonym=person.pseudonym,
+        name=None if personal is None else mask_name(personal.name),
+        id_number=None if personal is None else mask_id_number(personal.id_number),
+        insured_places=list(person.places),
+        current_insured_place=person.current_place,
+        activated_channels=list(person.channels),
+        payment_password_set=person.credential_id is not None,
+        payment_password_locked_until=person.locked_until,
+        erased=person.erased,
+    )
+
+
+def view_of(check: FaceCheck) -> FaceCheckView:
+    return FaceCheckView(
+        check_id=check.check_id,
+        purpose=check.purpose,
+        status=check.status,
+        deadline=check.deadline,
+        decided_at=check.decided_at,
+        reason=check.reason,
+    )
+
+
+# ---------------------------------------------------------------------------- dependencies
+
+
+def _api(request: Request) -> IdentityApi:
+    api: IdentityApi = request.app.state.identity
+    return api
+
+
+Api = Annotated[IdentityApi, Depends(_api)]
+Insured = Annotated[Principal, Depends(require(Role.INSURED))]
+Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
+InsuredOrOperator = Annotated[Principal, Depends(require(Role.INSURED, Role.OPERATOR))]
+
+
+def _context(api: Api, principal: Principal, correlation: str | None) -> CommandContext:
+    return CommandContext(uuid4(), api.clock(), correlation or uuid4().hex, principal.subject)
+
+
+Correlation = Annotated[str | None, Header(alias="X-Correlation-ID", max_length=128)]
+
+
+# ---------------------------------------------------------------------------- routes
+
+
+def _routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz(api: Api) -> JSONResponse:
+        ready = await api.ready()
+        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+
+    @app.post("/persons", status_code=201, tags=["persons"])
+    async def register_person(
+        body: RegisterPersonBody, api: Api, caller: Operator, corr: Correlation = None
+    ) -> Registered:
+        ctx = _context(api, caller, corr)
+        pseudonym = await api.handlers.register_person(
+            body.name, body.id_number, body.insured_place, api.today(), ctx
+        )
+        return Registered(pseudonym=pseudonym)
+
+    @app.get("/persons/me", tags=["persons"])
+    async def my_profile(api: Api, caller: Insured) -> Profile:
+        return await person_profile(caller.subject, api, caller)
+
+    @app.get("/persons/{pseudonym}", tags=["persons"])
+    async def person_profile(pseudonym: str, api: Api, caller: InsuredOrOperator) -> Profile:
+        person = await api.handlers.person(pseudonym)
+        # Someone else's pseudonym reads as unknown, so a person's existence does not leak.
+        if person is None or (caller.role is Role.INSURED and pseudonym != caller.subject):
+            raise PersonNotRegisteredError
+        return profile_of(person)
+
+    @app.post("/persons/me/insured-places", status_code=204, tags=["persons"])
+    async def add_insured_place(
+        body: InsuredPlaceBody, api: Api, caller: Insured, corr: Correlation = None
+    ) -> None:
+        command = AddInsuredPlace(body.insured_place)
+        stream = person_stream(caller.subject)
+        await api.handlers.persons.handle(stream, command, _context(api, caller, corr))
+
+    @app.put("/persons/me/current-insured-place", status_code=204, tags=["persons"])
+    async def switch_insured_place(
+        body: InsuredPlaceBody, api: Api, caller: Insured, corr: Correlation = None
+    ) -> None:
+        command = SwitchCurrentInsuredPlace(body.insured_place)
+        stream = person_stream(caller.subject)
+        await api.handlers.persons.handle(stream, command, _context(api, caller, corr))
+
+    @app.post("/persons/me/voucher-activations", status_code=204, tags=["persons"])
+    async def activate_voucher(
+        body: ActivateBody, api: Api, caller: Insured, corr: Correlation = None
+    ) -> None:
+        ctx = _context(api, caller, corr)
+        await api.handlers.activate_voucher(caller.subject, body.channel, body.face_check_id, ctx)
+
+    @app.put("/persons/me/payment-password", status_code=204, tags=["payment password"])
+    async def set_payment_password(
+        body: SetPasswordBody, api: Api, caller: Insured, corr: Correlation = None
+    ) -> None:
+        ctx = _context(api, caller, corr)
+        await api.handlers.set_payment_password(caller.subject, body.password, body.channel, ctx)
+
+    @app.post("/persons/me/payment-password/verification", tags=["payment password"])
+    async def verify_payment_password(
+        body: VerifyPasswordBody, api: Api, caller: Insured, corr: Correlation = None
+    ) -> PasswordVerified:
+        ctx = _context(api, caller, corr)
+        matched = await api.handlers.verify_payment_password(caller.subject, body.password, ctx)
+        return PasswordVerified(matched=matched)
+
+    @app.post("/face-checks", status_code=202, tags=["face checks"])
+    async def request_face_check(
+        body: FaceCheckBody, api: Api, caller: Insured, corr: Correlation = None
+    ) -> FaceCheckView:
+        ctx = _context(api, caller, corr)
+        purpose = FacePurpose(body.purpose.value)
+        deadline = ctx.now + MAX_WAIT[purpose]
+        check_id = await api.handlers.request_face_check(
+            purpose, caller.subject, None, deadline, ctx
+        )
+        return await face_check_status(check_id, api, caller)
+
+    @app.get("/face-checks/{check_id}", tags=["face checks"])
+    async def face_check_status(check_id: str, api: Api, caller: Insured) -> FaceCheckView:
+        check = await api.handlers.face_check(check_id)
+        if check is None or caller.subject not in (check.subject, check.on_behalf_of):
+            raise FaceCheckNotRequestedError  # another person's check reads as unknown
+        return view_of(check)
+
+    @app.post(
+        "/face-provider/callback",
+        status_code=204,
+        tags=["face checks"],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": ProviderCallback.model_json_schema()}},
+            }
+        },
+        description=f"Signed by the provider: `{SIGNATURE_HEADER}` is the hex HMAC-SHA256 of"
+        " the raw body. No bearer token.",
+    )
+    async def provider_callback(
+        request: Request,
+        api: Api,
+        signature: Annotated[str, Header(alias=SIGNATURE_HEADER, max_length=128)] = "",
+    ) -> Response:
+        body = await request.body()  # verified as sent: a re-serialised body would not match
+        if not verify_callback(api.callback_secret, body, signature):
+            return _answer(401, "face_provider.signature", None, _BAD_SIGNATURE)
+        try:
+            answer = ProviderCallback.model_validate_json(body)
+        except ValidationError as exc:
+            errors = exc.errors(include_input=False)
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in errors]
+            ) from None
+        failure = None
+        if answer.outcome is CallbackOutcome.FAILED:
+            failure = answer.reason or FaceFailureReason.PROVIDER_ERROR
+        await api.handlers.provider_answered(answer.check_id, failure, api.clock())
+        return Response(status_code=204)
+
+
+# ---------------------------------------------------------------------------- error answers
+
+_BAD_SIGNATURE = ("回调签名无效", "The callback signature is not valid")
+# Statuses other than 422 for the domain's refusals; someone else's data reads as not found.
+_STATUS: dict[type[IdentityError], int] = {
+    PersonNotRegisteredError: 404,
+    FaceCheckNotRequestedError: 404,
+    PersonAlreadyRegisteredError: 409,
+    FaceCheckConflictError: 409,
+    PasswordLockedError: 423,
+}
+# Chinese for pydantic's error types; English is pydantic's own message (it never holds input).
+_INVALID_ZH: dict[str, str] = {
+    "json_invalid": "请求体不是有效的JSON",
+    "missing": "缺少必填字段",
+    "extra_forbidden": "不允许的字段",
+    "enum": "取值不在允许范围内",
+    "literal_error": "取值不在允许范围内",
+    "string_type": "应为字符串",
+    "string_too_long": "内容过长",
+    "model_attributes_type": "请求体应为JSON对象",
+    "dict_type": "请求体应为JSON对象",
+}
+
+
+def _answer(
+    status: int, code: str, field: str | None, message: tuple[str, str], **more: Any
+) -> JSONResponse:
+    zh, en = message
+    body = {"code": code, "field": field, "message": {"zh": zh, "en": en}, **more}
+    return JSONResponse(body, status_code=status)
+
+
+async def _identity_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, IdentityError)
+    status = next((s for t, s in _STATUS.items() if isinstance(exc, t)), 422)
+    return _answer(status, exc.code, exc.field, (exc.zh, exc.en))
+
+
+def _field(loc: tuple[Any, ...]) -> str | None:
+    """`("body", "id_number")` -> "id_number"; a position in garbled JSON names no field."""
+    names = [str(part) for part in loc[1:] if isinstance(part, str)]
+    return ".".join(names) or None
+
+
+async def _invalid_request(_: Request, exc: Exception) -> JSONResponse:
+    """Field-level reasons in both languages; the rejected input is never echoed back."""
+    assert isinstance(exc, RequestValidationError)
+    reasons = [
+        (
+            _field(tuple(e.get("loc", ()))),
+            str(e.get("type", "value_error")),
+            _INVALID_ZH.get(str(e.get("type")), "字段值无效"),
+            str(e.get("msg", "The value is not valid")),
+        )
+        for e in exc.errors()
+    ] or [(None, "value_error", "字段值无效", "The value is not valid")]
+    field, kind, zh, en = reasons[0]
+    code = "request.json_invalid" if kind == "json_invalid" else "request.invalid"
+    errors = [{"field": f, "type": t, "message": {"zh": z, "en": e}} for f, t, z, e in reasons]
+    message = (f"请求无效：{zh}", f"The request is not valid: {en}")
+    return _answer(422, code, field, message, errors=errors)
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    # The class only: an unexpected message might hold what a person typed.
+    log.error("identity API request failed", error=type(exc).__name__)
+    return _answer(
+        500, "internal", None, ("服务暂时不可用，请稍后重试", "Something failed; try again later")
+    )
+
+
+def create_app(
+    jwt_secret: str, open_api: Callable[[], AbstractAsyncContextManager[IdentityApi]]
+) -> FastAPI:
+    """The app; `open_api` builds the dependencies when it starts and closes them at the end."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_api() as api:
+            app.state.identity = api
+            yield
+
+    app = FastAPI(title="qinqing identity", version="1", lifespan=lifespan)
+    configure_auth(app, jwt_secret)
+    app.add_exception_handler(IdentityError, _identity_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(Exception, _unexpected)
+    _routes(app)
+    return app
