@@ -1,0 +1,127 @@
+"""Identity service wiring: its settings, the dependencies built once at start-up, the app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from functools import partial
+from uuid import uuid4
+
+import asyncpg
+import uvicorn
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from services.identity.api import IdentityApi, create_app
+from services.identity.face_provider import FaceProvider, FaceSimulator
+from services.identity.handlers import IdentityDeps, IdentityHandlers
+from services.identity.password import make_hasher
+from services.identity.tables import PostgresIdentityTables
+from services.runtime.auth import jwt_secret
+from services.runtime.db import create_pool
+from services.runtime.decider import CommandContext
+from services.runtime.logging import configure_logging, get_logger
+from services.runtime.pgstore import GroupCommitEventStore
+from services.runtime.pii import PostgresKeyVault, lookup_key, master_key
+from services.runtime.settings import Settings
+
+SCHEMA = "identity"
+_DEV_CALLBACK_SECRET = "qinqing-dev-face-callback-secret-not-safe"  # noqa: S105 - dev default
+_MIN_SECRET_BYTES = 32
+log = get_logger(__name__)
+
+
+class IdentitySettings(Settings):
+    # DEVELOPMENT DEFAULT, PUBLIC: a deployment sets QINQING_FACE_CALLBACK_SECRET, the HMAC key
+    # it shares with the face provider; a warning is logged while the default is in use.
+    face_callback_secret: SecretStr = SecretStr(_DEV_CALLBACK_SECRET)
+    face_expiry_interval_s: float = 5.0  # how often overdue face checks are expired
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def callback_secret(settings: IdentitySettings) -> bytes:
+    secret = settings.face_callback_secret.get_secret_value().encode()
+    if secret == _DEV_CALLBACK_SECRET.encode():
+        log.warning(
+            "development default secret in use: production must set it",
+            setting="QINQING_FACE_CALLBACK_SECRET",
+        )
+    if len(secret) < _MIN_SECRET_BYTES:
+        raise ValueError(f"QINQING_FACE_CALLBACK_SECRET must be at least {_MIN_SECRET_BYTES} bytes")
+    return secret
+
+
+def make_handlers(
+    settings: Settings, pool: asyncpg.Pool, provider: FaceProvider, schema: str = SCHEMA
+) -> IdentityHandlers:
+    """The use cases over PostgreSQL; the one place their dependencies are built."""
+    return IdentityHandlers(
+        IdentityDeps(
+            GroupCommitEventStore(pool, schema),
+            PostgresKeyVault(pool, schema, master_key=master_key(settings)),
+            PostgresIdentityTables(pool, schema),
+            lookup_key(settings),
+            make_hasher(),
+            provider,
+        )
+    )
+
+
+async def database_ready(pool: asyncpg.Pool, schema: str) -> bool:
+    """The database answers and the service's schema is migrated."""
+    try:
+        found = await pool.fetchval(
+            "SELECT to_regclass($1) IS NOT NULL", f"{schema}.events", timeout=2
+        )
+    except (asyncpg.PostgresError, OSError, TimeoutError):
+        return False
+    return bool(found)
+
+
+async def expire_forever(handlers: IdentityHandlers, interval_s: float) -> None:
+    """Record FaceCheckExpired for overdue checks, every `interval_s`, until cancelled."""
+    while True:
+        await asyncio.sleep(interval_s)
+        ctx = CommandContext(uuid4(), utc_now(), "face-check-expiry", "identity-timer")
+        try:
+            await handlers.expire_overdue_checks(ctx)
+        except (asyncpg.PostgresError, OSError) as exc:  # the next tick tries again
+            log.warning("face check expiry failed", error=type(exc).__name__)
+
+
+@asynccontextmanager
+async def running(settings: IdentitySettings, schema: str = SCHEMA) -> AsyncIterator[IdentityApi]:
+    """Pool, vault, stores, handlers, simulator provider and the expiry timer, for one app."""
+    secret = callback_secret(settings)
+    pool = await create_pool(settings)
+    # The simulator stands in for the provider until a real adapter exists; a real provider
+    # answers through the signed callback.
+    provider = FaceSimulator(utc_now)
+    expiry: asyncio.Task[None] | None = None
+    try:
+        handlers = make_handlers(settings, pool, provider, schema)
+        expiry = asyncio.create_task(expire_forever(handlers, settings.face_expiry_interval_s))
+        yield IdentityApi(handlers, utc_now, secret, partial(database_ready, pool, schema))
+    finally:
+        if expiry is not None:
+            expiry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await expiry
+        await provider.close()
+        await pool.close()
+
+
+def build_app(settings: IdentitySettings, *, schema: str = SCHEMA) -> FastAPI:
+    return create_app(jwt_secret(settings), partial(running, settings, schema))
+
+
+def serve(settings: IdentitySettings, host: str, port: int) -> None:
+    configure_logging(settings.log_level, settings.log_json)
+    # uvicorn's access log has method, path and status only: never a body.
+    uvicorn.run(build_app(settings), host=host, port=port, log_config=None)
