@@ -388,9 +388,16 @@ async def _invalid_request(_: Request, exc: Exception) -> JSONResponse:
     return _answer(422, code, field, message, errors=errors)
 
 
-async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-    # The class only: an unexpected message might hold what a person typed.
-    log.error("identity API request failed", error=type(exc).__name__)
+async def _unexpected(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """A middleware, not an exception handler: Starlette re-raises after a handler for
+    Exception, and the server would log the traceback, message and all."""
+    try:
+        return await call_next(request)
+    except Exception as exc:  # noqa: BLE001 - every failure gets the same safe answer
+        # The class only: an unexpected message might hold what a person typed.
+        log.error("identity API request failed", error=type(exc).__name__)
     return _answer(
         500, "internal", None, ("服务暂时不可用，请稍后重试", "Something failed; try again later")
     )
@@ -411,6 +418,6 @@ def create_app(
     configure_auth(app, jwt_secret)
     app.add_exception_handler(IdentityError, _identity_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.add_exception_handler(Exception, _unexpected)
+    app.middleware("http")(_unexpected)
     _routes(app)
     return app

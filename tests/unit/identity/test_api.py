@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+import structlog.testing
 
 from services.identity.api import SIGNATURE_HEADER, IdentityApi, create_app
 from services.identity.face_provider import FaceSimulator, SimulatedOutcome, sign_callback
@@ -65,7 +66,7 @@ def world() -> World:
 async def client(world: World) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(SECRET, world.open)
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        transport = httpx.ASGITransport(app=app)  # an exception reaching the server fails
         async with httpx.AsyncClient(transport=transport, base_url="http://identity") as http:
             yield http
 
@@ -363,3 +364,33 @@ async def test_health_readiness_and_openapi_are_public(client: httpx.AsyncClient
     assert {"/persons", "/persons/me", "/face-checks/{check_id}", "/face-provider/callback"} <= set(
         paths
     )
+
+
+async def test_an_unexpected_failure_answers_without_trace_or_personal_data(
+    client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(pseudonym: str) -> None:
+        raise RuntimeError(f"boom {NAME} {ID_NUMBER}")
+
+    monkeypatch.setattr(world.handlers, "person", broken)
+    with structlog.testing.capture_logs() as logs:
+        answer = await client.get("/persons/me", headers=token(Role.INSURED, "p_x"))
+    assert answer.status_code == 500
+    assert answer.json()["code"] == "internal"
+    assert "Traceback" not in answer.text
+    for text in (answer.text, repr(logs)):
+        assert NAME not in text
+        assert ID_NUMBER not in text
+
+
+async def test_no_log_entry_holds_a_registered_or_refused_id_number(
+    client: httpx.AsyncClient,
+) -> None:
+    wrong = ID_NUMBER[:-1] + "2"
+    with structlog.testing.capture_logs() as logs:
+        await register(client)
+        await client.post(
+            "/persons", json=PERSON | {"id_number": wrong}, headers=token(Role.OPERATOR)
+        )
+    assert ID_NUMBER not in repr(logs)
+    assert wrong not in repr(logs)
