@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
-from enum import StrEnum
 from typing import Annotated, Any
 from uuid import uuid4
 from zoneinfo import ZoneInfo
@@ -16,9 +15,8 @@ from zoneinfo import ZoneInfo
 from fastapi import Depends, FastAPI, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
-from services.identity.domain import AddInsuredPlace, Person, SwitchCurrentInsuredPlace
 from services.identity.errors import (
     IdentityError,
     PasswordLockedError,
@@ -27,17 +25,29 @@ from services.identity.errors import (
 )
 from services.identity.face_check import (
     MAX_WAIT,
-    FaceCheck,
     FaceCheckConflictError,
     FaceCheckNotRequestedError,
-    FaceCheckStatus,
     FaceFailureReason,
     FacePurpose,
 )
 from services.identity.face_provider import verify_callback
-from services.identity.handlers import IdentityHandlers, person_stream
-from services.identity.id_number import mask_id_number
-from services.identity.person_events import Channel
+from services.identity.handlers import IdentityHandlers
+from services.identity.schemas import (
+    ActivateBody,
+    CallbackOutcome,
+    FaceCheckBody,
+    FaceCheckView,
+    InsuredPlaceBody,
+    PasswordVerified,
+    Profile,
+    ProviderCallback,
+    Registered,
+    RegisterPersonBody,
+    SetPasswordBody,
+    VerifyPasswordBody,
+    profile_of,
+    view_of,
+)
 from services.runtime.auth import Principal, Role, configure_auth, require
 from services.runtime.decider import CommandContext
 from services.runtime.logging import get_logger
@@ -58,122 +68,6 @@ class IdentityApi:
 
     def today(self) -> date:
         return self.clock().astimezone(CHINA).date()
-
-
-# ---------------------------------------------------------------------------- contracts
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class RegisterPersonBody(_Body):
-    name: str = Field(max_length=256)
-    id_number: str = Field(max_length=64, description="18 characters; a lower-case x is accepted")
-    insured_place: str = Field(max_length=16, description="6-digit region code")
-
-
-class Registered(_Body):
-    pseudonym: str
-
-
-class Profile(_Body):
-    """Masked: the name's first character, the ID number's first 3 and last 4; no birth date,
-    since it is the ID number's middle the mask hides. Both None once the person is erased."""
-
-    pseudonym: str
-    name: str | None
-    id_number: str | None
-    insured_places: list[str]
-    current_insured_place: str
-    activated_channels: list[Channel]
-    payment_password_set: bool
-    payment_password_locked_until: datetime | None
-    erased: bool
-
-
-class InsuredPlaceBody(_Body):
-    insured_place: str = Field(max_length=16)
-
-
-class ActivateBody(_Body):
-    channel: Channel
-    face_check_id: str = Field(max_length=64)
-
-
-class SetPasswordBody(_Body):
-    password: str = Field(max_length=64, repr=False)
-    channel: Channel
-
-
-class VerifyPasswordBody(_Body):
-    password: str = Field(max_length=64, repr=False)
-
-
-class PasswordVerified(_Body):
-    matched: bool
-
-
-class OwnFacePurpose(StrEnum):
-    """Checks a person asks for themselves; those on someone's behalf come from binding."""
-
-    ACTIVATION = FacePurpose.ACTIVATION.value
-    LOGIN = FacePurpose.LOGIN.value
-    UNBINDING = FacePurpose.UNBINDING.value
-
-
-class FaceCheckBody(_Body):
-    purpose: OwnFacePurpose
-
-
-class FaceCheckView(_Body):
-    check_id: str
-    purpose: FacePurpose
-    status: FaceCheckStatus
-    deadline: datetime
-    decided_at: datetime | None
-    reason: FaceFailureReason | None
-
-
-class CallbackOutcome(StrEnum):
-    VERIFIED = "verified"
-    FAILED = "failed"
-
-
-class ProviderCallback(_Body):
-    check_id: str = Field(max_length=64)
-    outcome: CallbackOutcome
-    reason: FaceFailureReason | None = None  # required when failed; provider_error if missing
-
-
-def mask_name(name: str) -> str:
-    return name[:1] + "*" * (len(name) - 1)
-
-
-def profile_of(person: Person) -> Profile:
-    personal = person.personal
-    return Profile(
-        pseudonym=person.pseudonym,
-        name=None if personal is None else mask_name(personal.name),
-        id_number=None if personal is None else mask_id_number(personal.id_number),
-        insured_places=list(person.places),
-        current_insured_place=person.current_place,
-        activated_channels=list(person.channels),
-        payment_password_set=person.credential_id is not None,
-        payment_password_locked_until=person.locked_until,
-        erased=person.erased,
-    )
-
-
-def view_of(check: FaceCheck) -> FaceCheckView:
-    return FaceCheckView(
-        check_id=check.check_id,
-        purpose=check.purpose,
-        status=check.status,
-        deadline=check.deadline,
-        decided_at=check.decided_at,
-        reason=check.reason,
-    )
 
 
 # ---------------------------------------------------------------------------- dependencies
@@ -236,17 +130,15 @@ def _routes(app: FastAPI) -> None:
     async def add_insured_place(
         body: InsuredPlaceBody, api: Api, caller: Insured, corr: Correlation = None
     ) -> None:
-        command = AddInsuredPlace(body.insured_place)
-        stream = person_stream(caller.subject)
-        await api.handlers.persons.handle(stream, command, _context(api, caller, corr))
+        ctx = _context(api, caller, corr)
+        await api.handlers.add_insured_place(caller.subject, body.insured_place, ctx)
 
     @app.put("/persons/me/current-insured-place", status_code=204, tags=["persons"])
     async def switch_insured_place(
         body: InsuredPlaceBody, api: Api, caller: Insured, corr: Correlation = None
     ) -> None:
-        command = SwitchCurrentInsuredPlace(body.insured_place)
-        stream = person_stream(caller.subject)
-        await api.handlers.persons.handle(stream, command, _context(api, caller, corr))
+        ctx = _context(api, caller, corr)
+        await api.handlers.switch_insured_place(caller.subject, body.insured_place, ctx)
 
     @app.post("/persons/me/voucher-activations", status_code=204, tags=["persons"])
     async def activate_voucher(

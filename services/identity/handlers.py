@@ -12,11 +12,13 @@ from argon2 import PasswordHasher
 
 from services.identity.domain import (
     ActivateVoucher,
+    AddInsuredPlace,
     ErasePerson,
     Person,
     RecordPasswordAttempt,
     RegisterPerson,
     SetPaymentPassword,
+    SwitchCurrentInsuredPlace,
     make_person_decider,
 )
 from services.identity.errors import (
@@ -132,6 +134,13 @@ class IdentityHandlers:
             await self.deps.vault.erase(pseudonym)  # the loser's key guarded nothing stored
             raise
         return pseudonym
+
+    async def add_insured_place(self, pseudonym: str, place: str, ctx: CommandContext) -> None:
+        await self.persons.handle(person_stream(pseudonym), AddInsuredPlace(place), ctx)
+
+    async def switch_insured_place(self, pseudonym: str, place: str, ctx: CommandContext) -> None:
+        command = SwitchCurrentInsuredPlace(place)
+        await self.persons.handle(person_stream(pseudonym), command, ctx)
 
     async def activate_voucher(
         self, pseudonym: str, channel: Channel, check_id: str, ctx: CommandContext

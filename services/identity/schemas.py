@@ -1,0 +1,126 @@
+"""The identity API's request and response models, and the masked views of a person and a check."""
+
+# No `from __future__ import annotations`: FastAPI reads these models' annotations at run time.
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.identity.domain import Person
+from services.identity.face_check import FaceCheck, FaceCheckStatus, FaceFailureReason, FacePurpose
+from services.identity.id_number import mask_id_number
+from services.identity.person_events import Channel
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RegisterPersonBody(_Body):
+    name: str = Field(max_length=256)
+    id_number: str = Field(max_length=64, description="18 characters; a lower-case x is accepted")
+    insured_place: str = Field(max_length=16, description="6-digit region code")
+
+
+class Registered(_Body):
+    pseudonym: str
+
+
+class Profile(_Body):
+    """Masked: the name's first character, the ID number's first 3 and last 4; no birth date,
+    since it is the ID number's middle the mask hides. Both None once the person is erased."""
+
+    pseudonym: str
+    name: str | None
+    id_number: str | None
+    insured_places: list[str]
+    current_insured_place: str
+    activated_channels: list[Channel]
+    payment_password_set: bool
+    payment_password_locked_until: datetime | None
+    erased: bool
+
+
+class InsuredPlaceBody(_Body):
+    insured_place: str = Field(max_length=16)
+
+
+class ActivateBody(_Body):
+    channel: Channel
+    face_check_id: str = Field(max_length=64)
+
+
+class SetPasswordBody(_Body):
+    password: str = Field(max_length=64, repr=False)
+    channel: Channel
+
+
+class VerifyPasswordBody(_Body):
+    password: str = Field(max_length=64, repr=False)
+
+
+class PasswordVerified(_Body):
+    matched: bool
+
+
+class OwnFacePurpose(StrEnum):
+    """Checks a person asks for themselves; those on someone's behalf come from binding."""
+
+    ACTIVATION = FacePurpose.ACTIVATION.value
+    LOGIN = FacePurpose.LOGIN.value
+    UNBINDING = FacePurpose.UNBINDING.value
+
+
+class FaceCheckBody(_Body):
+    purpose: OwnFacePurpose
+
+
+class FaceCheckView(_Body):
+    check_id: str
+    purpose: FacePurpose
+    status: FaceCheckStatus
+    deadline: datetime
+    decided_at: datetime | None
+    reason: FaceFailureReason | None
+
+
+class CallbackOutcome(StrEnum):
+    VERIFIED = "verified"
+    FAILED = "failed"
+
+
+class ProviderCallback(_Body):
+    check_id: str = Field(max_length=64)
+    outcome: CallbackOutcome
+    reason: FaceFailureReason | None = None  # required when failed; provider_error if missing
+
+
+def mask_name(name: str) -> str:
+    return name[:1] + "*" * (len(name) - 1)
+
+
+def profile_of(person: Person) -> Profile:
+    personal = person.personal
+    return Profile(
+        pseudonym=person.pseudonym,
+        name=None if personal is None else mask_name(personal.name),
+        id_number=None if personal is None else mask_id_number(personal.id_number),
+        insured_places=list(person.places),
+        current_insured_place=person.current_place,
+        activated_channels=list(person.channels),
+        payment_password_set=person.credential_id is not None,
+        payment_password_locked_until=person.locked_until,
+        erased=person.erased,
+    )
+
+
+def view_of(check: FaceCheck) -> FaceCheckView:
+    return FaceCheckView(
+        check_id=check.check_id,
+        purpose=check.purpose,
+        status=check.status,
+        deadline=check.deadline,
+        decided_at=check.decided_at,
+        reason=check.reason,
+    )
