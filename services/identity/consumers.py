@@ -52,9 +52,7 @@ class BindRequests:
         if deadline <= now:
             log.info("bind request past its deadline; no face check opened", purpose=purpose)
             return
-        # A mother binding her own newborn is both holder and subject; the check then serves
-        # the newborn's binding, and the domain wants a requester other than the subject.
-        on_behalf_of = request.holder if need.subject != request.holder else request.member
+        on_behalf_of = request.holder  # a mother binding her own newborn asks for herself
         ctx = CommandContext(
             command_id=uuid5(envelope.id, "face-check"),
             now=now,

@@ -47,6 +47,8 @@ class FaceCheckStatus(StrEnum):
 ON_BEHALF_PURPOSES = frozenset(
     {FacePurpose.MEMBER_BINDING, FacePurpose.NEWBORN_MOTHER, FacePurpose.PROXY_BINDING}
 )
+# A mother who binds her own newborn is both the requester and the face checked (seed 000/002).
+SELF_REQUEST_PURPOSES = frozenset({FacePurpose.NEWBORN_MOTHER})
 # Longest wait a request may set: the person at the phone answers within minutes; a member
 # or a mother elsewhere is given a day to open the app.
 MAX_WAIT: dict[FacePurpose, timedelta] = {
@@ -211,7 +213,8 @@ def _request(command: RequestFaceCheck, state: FaceCheck | None) -> Sequence[Fac
         raise FaceCheckDeadlineError
     for_someone_else = command.purpose in ON_BEHALF_PURPOSES
     requester = command.on_behalf_of
-    if (requester is not None) != for_someone_else or requester == command.subject:
+    for_oneself = requester == command.subject and command.purpose not in SELF_REQUEST_PURPOSES
+    if (requester is not None) != for_someone_else or for_oneself:
         raise FaceCheckOnBehalfError
     return [
         FaceCheckRequested(

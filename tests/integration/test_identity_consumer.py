@@ -220,7 +220,7 @@ async def test_a_newborn_by_birth_certificate_opens_the_mothers_check_for_the_ho
     )
 
 
-async def test_a_mother_binding_her_own_newborn_is_checked_for_the_newborns_binding(
+async def test_a_mother_binding_her_own_newborn_requests_her_own_face_check(
     app: IdentityHandlers, db_pool: asyncpg.Pool, pg_schema: str
 ) -> None:
     people = await register(app)
@@ -229,7 +229,7 @@ async def test_a_mother_binding_her_own_newborn_is_checked_for_the_newborns_bind
     record = to_record(await binding_event("MemberBindRequested", mine), "binding")
     assert await consumer_for(app, db_pool, pg_schema).process(message(record)) is Outcome.APPLIED
     (check,) = await face_checks(app, pg_schema)
-    assert (check.subject, check.on_behalf_of) == (people["holder"], people["member"])
+    assert (check.subject, check.on_behalf_of) == (people["holder"], people["holder"])
 
 
 async def test_a_request_past_its_deadline_or_needing_no_face_opens_no_check(

@@ -98,6 +98,20 @@ def test_the_requester_cannot_be_the_subject() -> None:
     spec.given([]).when(oneself).raises(FaceCheckOnBehalfError)
 
 
+def test_a_mother_binding_her_own_newborn_is_checked_at_her_own_request() -> None:
+    mother = replace(
+        request, purpose=FacePurpose.NEWBORN_MOTHER, subject="p-mother", on_behalf_of="p-mother"
+    )
+    expected = requested.model_copy(
+        update={
+            "purpose": FacePurpose.NEWBORN_MOTHER,
+            "subject": "p-mother",
+            "on_behalf_of": "p-mother",
+        }
+    )
+    spec.given([]).when(mother).then([expected])
+
+
 def test_an_activation_check_is_for_oneself_only() -> None:
     activation = replace(request, purpose=FacePurpose.ACTIVATION)
     spec.given([]).when(activation).raises(FaceCheckOnBehalfError)
