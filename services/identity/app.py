@@ -13,22 +13,27 @@ from uuid import uuid4
 import asyncpg
 import uvicorn
 from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
 from pydantic import SecretStr
 
+from contracts import binding
 from services.identity.api import IdentityApi, create_app
+from services.identity.consumers import bind_request_consumer
 from services.identity.face_provider import FaceProvider, FaceSimulator
 from services.identity.handlers import IdentityDeps, IdentityHandlers
 from services.identity.password import make_hasher
 from services.identity.tables import PostgresIdentityTables
 from services.runtime.auth import jwt_secret
+from services.runtime.consumer import BrokerDeadLetters, PostgresInbox
 from services.runtime.db import create_pool
 from services.runtime.decider import CommandContext
 from services.runtime.logging import configure_logging, get_logger
 from services.runtime.pgstore import GroupCommitEventStore
 from services.runtime.pii import PostgresKeyVault, lookup_key, master_key
 from services.runtime.settings import Settings
+from services.runtime.workers import background
 
-SCHEMA = "identity"
+SERVICE = SCHEMA = "identity"
 _DEV_CALLBACK_SECRET = "qinqing-dev-face-callback-secret-not-safe"  # noqa: S105 - dev default
 _MIN_SECRET_BYTES = 32
 log = get_logger(__name__)
@@ -97,17 +102,27 @@ async def expire_forever(handlers: IdentityHandlers, interval_s: float) -> None:
 
 @asynccontextmanager
 async def running(settings: IdentitySettings, schema: str = SCHEMA) -> AsyncIterator[IdentityApi]:
-    """Pool, vault, stores, handlers, simulator provider and the expiry timer, for one app."""
+    """Pool, vault, stores, handlers, simulator provider, the expiry timer, the consumer of
+    binding's requests, and the relay and sealer of the identity log, for one app."""
     secret = callback_secret(settings)
     pool = await create_pool(settings)
     # The simulator stands in for the provider until a real adapter exists; a real provider
     # answers through the signed callback.
     provider = FaceSimulator(utc_now)
     expiry: asyncio.Task[None] | None = None
+    broker = KafkaBroker(settings.kafka_bootstrap_servers)
     try:
         handlers = make_handlers(settings, pool, provider, schema)
+        inbox, dead_letters = PostgresInbox(pool, schema), BrokerDeadLetters(broker)
+        consumer = bind_request_consumer(handlers, inbox, dead_letters, utc_now)
+        consumer.subscribe(broker, binding.TOPIC)
         expiry = asyncio.create_task(expire_forever(handlers, settings.face_expiry_interval_s))
-        yield IdentityApi(handlers, utc_now, secret, partial(database_ready, pool, schema))
+        async with background(settings, pool, schema, SERVICE):
+            await broker.start()
+            try:
+                yield IdentityApi(handlers, utc_now, secret, partial(database_ready, pool, schema))
+            finally:
+                await broker.stop()
     finally:
         if expiry is not None:
             expiry.cancel()

@@ -3,6 +3,7 @@ register -> masked profile, erase from the command line -> the profile reads as 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -54,12 +55,32 @@ async def test_register_then_profile_then_erase_on_postgres(
     registered = await client.post("/persons", json=person, headers=bearer(settings, Role.OPERATOR))
     assert registered.status_code == 201, registered.text
     pseudonym = registered.json()["pseudonym"]
+    assert await relayed(pg_schema) >= 1  # the app's relay published the registration
     me = bearer(settings, Role.INSURED, pseudonym)
     profile = (await client.get("/persons/me", headers=me)).json()
     assert (profile["name"], profile["id_number"]) == ("王**", "360***********0071")
     await erase(settings, pseudonym, pg_schema)
     erased = (await client.get("/persons/me", headers=me)).json()
     assert (erased["name"], erased["id_number"], erased["erased"]) == (None, None, True)
+
+
+async def relayed(schema: str, timeout_s: float = 20.0) -> int:
+    """How many of `schema`'s events the app's outbox relay has had acknowledged by Kafka."""
+    conn = await asyncpg.connect(IdentitySettings().database_url)
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while asyncio.get_running_loop().time() < deadline:
+            count = await conn.fetchval(
+                f"SELECT count(*) FROM {schema}.events e, {schema}.checkpoints c"
+                " WHERE c.name = 'relay:qinqing.identity.v1'"
+                "   AND (e.tx_id, e.seq) <= (c.tx_id, c.seq)"
+            )
+            if count:
+                return int(count)
+            await asyncio.sleep(0.2)
+        return 0
+    finally:
+        await conn.close()
 
 
 async def test_not_ready_while_the_schema_is_not_migrated(

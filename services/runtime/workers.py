@@ -1,0 +1,79 @@
+"""A service process's background work: the outbox relay and the sealer, run until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+from services.runtime.checkpoints import PostgresCheckpoints
+from services.runtime.integrity import Sealer
+from services.runtime.logging import get_logger
+from services.runtime.pgstore import PostgresEventStore
+from services.runtime.relay import (
+    UNAVAILABLE,
+    OutboxRelay,
+    ProducerSettings,
+    kafka_producer,
+    wait_or_stop,
+)
+from services.runtime.settings import Settings
+
+log = get_logger(__name__)
+
+
+def outbox_relay(settings: Settings, pool: asyncpg.Pool, schema: str, service: str) -> OutboxRelay:
+    """The relay of one service's log to `qinqing.<service>.v1`, as every service runs it."""
+    producer = ProducerSettings(bootstrap_servers=settings.kafka_bootstrap_servers)
+    return OutboxRelay(
+        PostgresEventStore(pool, schema),
+        PostgresCheckpoints(pool, schema),
+        service,
+        lambda: kafka_producer(producer),
+        batch_size=settings.relay_batch_size,
+    )
+
+
+async def seal_until(sealer: Sealer, stop: asyncio.Event, interval_s: float) -> None:
+    """Seal what committed, every `interval_s`, until `stop` is set."""
+    while not stop.is_set():
+        try:
+            await sealer.seal_once()
+        except UNAVAILABLE as exc:  # the next round tries again
+            log.warning("sealing paused", schema=sealer.schema, error_type=type(exc).__name__)
+        await wait_or_stop(stop, interval_s)
+
+
+def _report_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        error = task.exception()
+        log.error("background work stopped", task=task.get_name(), error_type=type(error).__name__)
+
+
+@asynccontextmanager
+async def background(
+    settings: Settings, pool: asyncpg.Pool, schema: str, service: str, *, seal_every_s: float = 5.0
+) -> AsyncIterator[None]:
+    """Run the relay and the sealer of `schema` while the block runs; stop them on the way out."""
+    stop = asyncio.Event()
+    jobs: dict[str, Coroutine[Any, Any, None]] = {
+        "relay": outbox_relay(settings, pool, schema, service).run(stop),
+        "sealer": seal_until(Sealer(pool, schema), stop, seal_every_s),
+    }
+    tasks = [asyncio.create_task(job, name=f"{schema}:{name}") for name, job in jobs.items()]
+    for task in tasks:
+        task.add_done_callback(_report_failure)
+    try:
+        yield
+    finally:
+        stop.set()
+        done, pending = await asyncio.wait(tasks, timeout=10)
+        for task in pending:
+            task.cancel()
+        for task in (*done, *pending):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
