@@ -29,13 +29,13 @@ from services.runtime.consumer import (
     PostgresInbox,
 )
 from services.runtime.decider import CommandContext
-from services.runtime.events import NO_STREAM, NewEvent, RecordedEvent
+from services.runtime.events import RecordedEvent
 from services.runtime.kafka_codec import KafkaRecord, to_record
-from services.runtime.memory import InMemoryEventStore
 from services.runtime.migrate import migrate, service_migrations
 from services.runtime.pgstore import PostgresEventStore
 from services.runtime.pii import PostgresKeyVault
 from services.runtime.relay import OutboxRelay, ProducerSettings, kafka_producer
+from tests.builders import recorded_event
 from tests.integration.test_messaging import create_topics, read_topic, wait_for
 
 pytestmark = pytest.mark.integration
@@ -81,12 +81,8 @@ async def register(app: IdentityHandlers) -> dict[str, str]:
 
 async def binding_event(type_: str, data: dict[str, Any]) -> RecordedEvent:
     """An event as binding's store would record it (the relay's input)."""
-    store = InMemoryEventStore()
     meta = {"correlation_id": "corr-bind", "actor": data.get("holder", "binding")}
-    stream = f"holder-{uuid4().hex[:8]}"
-    await store.append(stream, NO_STREAM, [NewEvent(type_, data, now(), metadata=meta)])
-    (recorded,) = await store.read_stream(stream)
-    return recorded
+    return recorded_event(f"holder-{uuid4().hex[:8]}", type_, data, at=now(), metadata=meta)
 
 
 def bind_requested(people: dict[str, str], who: str, **over: Any) -> dict[str, Any]:

@@ -31,14 +31,13 @@ from services.identity.tables import PostgresIdentityTables
 from services.runtime.checkpoints import PostgresCheckpoints
 from services.runtime.consumer import BrokerDeadLetters, IncomingMessage, PostgresInbox
 from services.runtime.decider import CommandContext
-from services.runtime.events import NO_STREAM, NewEvent
 from services.runtime.kafka_codec import to_record
 from services.runtime.logging import configure_logging, get_logger
-from services.runtime.memory import InMemoryEventStore
 from services.runtime.migrate import migrate, service_migrations
 from services.runtime.pgstore import PostgresEventStore
 from services.runtime.pii import PostgresKeyVault
 from services.runtime.relay import OutboxRelay, ProducerSettings, kafka_producer
+from tests.builders import recorded_event
 from tests.integration.test_messaging import create_topics
 
 pytestmark = pytest.mark.integration
@@ -238,7 +237,7 @@ async def test_no_name_or_id_number_on_any_topic_or_log_line_or_error(
     # Binding asks, over Kafka, for a member's face check; and once for a person unknown here.
     bind_topic = f"qinqing.binding.v1.{pg_schema}"
     await create_topics(kafka_bootstrap, bind_topic, partitions=1)
-    binding_store = InMemoryEventStore()
+    bind_requests = []
     for n, subject in enumerate((fourth, "p-unknown")):
         request = {
             "request_id": f"req-{n}",
@@ -249,12 +248,15 @@ async def test_no_name_or_id_number_on_any_topic_or_log_line_or_error(
             "face_check": {"who": "member", "subject": subject},
             "deadline": (now() + timedelta(days=1)).isoformat(),
         }
-        event = NewEvent("MemberBindRequested", request, now(), metadata={"actor": first})
-        await binding_store.append(f"holder-{first}-{n}", NO_STREAM, [event])
+        stream = f"holder-{first}-{n}"
+        meta = {"actor": first}
+        bind_requests.append(
+            recorded_event(stream, "MemberBindRequested", request, at=now(), metadata=meta)
+        )
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
     try:
-        async for recorded in binding_store.read_all():
+        for recorded in bind_requests:
             record = to_record(recorded, "binding")
             await producer.send_and_wait(
                 bind_topic, record.value, record.key, headers=record.headers
