@@ -27,6 +27,7 @@ import pytest
 
 from services.runtime import infra as local_infra
 from services.runtime.settings import Settings
+from tests.leaks import CAPTURED_LEAKS, id_numbers_in
 
 
 @dataclass(frozen=True)
@@ -182,3 +183,23 @@ def unique_topic() -> Callable[[str], str]:
         return f"{prefix}.{uuid.uuid4().hex[:12]}"
 
     return make
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Scan what every test printed or logged (captured output) for resident ID numbers."""
+    if report.when != "teardown":  # the teardown report carries every phase's sections
+        return
+    for section, text in report.sections:
+        for number in id_numbers_in(text.encode()):
+            CAPTURED_LEAKS.append(f"{report.nodeid} [{section}]: {number}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A resident ID number in any captured log line or output fails the whole run."""
+    if CAPTURED_LEAKS:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_sep("=", "resident ID numbers in captured output (must never be logged)")
+            for leak in CAPTURED_LEAKS:
+                reporter.write_line(leak)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -2,30 +2,17 @@
 
 Every integration test that registers people uses real, checksum-valid ID numbers; this scan
 looks for any such number in the keys, values and headers of every record on every `qinqing.*`
-topic of the broker, whichever test wrote it. Names cannot be found by shape; the targeted
-scan in test_no_plaintext.py covers them.
+topic of the broker, whichever test wrote it. Log lines and other output of every test are
+scanned the same way by tests/conftest.py. Names cannot be found by shape; the targeted scan in
+test_no_plaintext.py covers them.
 """
 
 from __future__ import annotations
 
-import re
-
 from aiokafka import AIOKafkaConsumer
 
-from services.identity.id_number import check_char
 from tests.integration.test_no_plaintext import read_to_end
-
-_CANDIDATE = re.compile(rb"(?<![0-9])[1-9][0-9]{16}[0-9Xx](?![0-9A-Za-z])")
-
-
-def id_numbers_in(raw: bytes) -> list[str]:
-    """Checksum-valid resident ID numbers in `raw` (masked, so the report leaks nothing)."""
-    found = []
-    for match in _CANDIDATE.finditer(raw):
-        text = match.group().decode().upper()
-        if check_char(text[:17]) == text[17]:
-            found.append(f"{text[:3]}***********{text[-4:]}")
-    return found
+from tests.leaks import id_numbers_in
 
 
 def test_the_scan_finds_a_valid_id_number_and_ignores_other_digits() -> None:
