@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from uuid import uuid4
 
@@ -14,14 +14,14 @@ import asyncpg
 import uvicorn
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from contracts import binding
 from services.identity.api import IdentityApi, create_app
 from services.identity.consumers import bind_request_consumer
 from services.identity.face_provider import FaceProvider, FaceSimulator
 from services.identity.handlers import IdentityDeps, IdentityHandlers
-from services.identity.password import make_hasher
+from services.identity.password import LockoutPolicy, make_hasher
 from services.identity.tables import PostgresIdentityTables
 from services.runtime.auth import jwt_secret
 from services.runtime.consumer import BrokerDeadLetters, PostgresInbox
@@ -44,6 +44,7 @@ class IdentitySettings(Settings):
     # it shares with the face provider; a warning is logged while the default is in use.
     face_callback_secret: SecretStr = SecretStr(_DEV_CALLBACK_SECRET)
     face_expiry_interval_s: float = 5.0  # how often overdue face checks are expired
+    password_lock_minutes: int = Field(default=180, ge=1)  # after 5 wrong payment passwords
 
 
 def utc_now() -> datetime:
@@ -63,7 +64,7 @@ def callback_secret(settings: IdentitySettings) -> bytes:
 
 
 def make_handlers(
-    settings: Settings, pool: asyncpg.Pool, provider: FaceProvider, schema: str = SCHEMA
+    settings: IdentitySettings, pool: asyncpg.Pool, provider: FaceProvider, schema: str = SCHEMA
 ) -> IdentityHandlers:
     """The use cases over PostgreSQL; the one place their dependencies are built."""
     return IdentityHandlers(
@@ -74,6 +75,7 @@ def make_handlers(
             lookup_key(settings),
             make_hasher(),
             provider,
+            LockoutPolicy(lock_for=timedelta(minutes=settings.password_lock_minutes)),
         )
     )
 

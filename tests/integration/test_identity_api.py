@@ -11,8 +11,9 @@ import asyncpg
 import httpx
 import pytest
 
-from services.identity.app import IdentitySettings, build_app
+from services.identity.app import IdentitySettings, build_app, make_handlers, utc_now
 from services.identity.cli import erase
+from services.identity.face_provider import FaceSimulator
 from services.runtime.auth import Principal, Role, issue_token, jwt_secret
 from services.runtime.migrate import migrate, service_migrations
 
@@ -90,3 +91,11 @@ async def test_not_ready_while_the_schema_is_not_migrated(
         answer = await http.get("/readyz")
         assert (answer.status_code, answer.json()) == (503, {"ready": False})
         assert (await http.get("/healthz")).status_code == 200
+
+
+async def test_the_password_lock_period_comes_from_settings(
+    db_pool: asyncpg.Pool, pg_schema: str
+) -> None:
+    settings = IdentitySettings(password_lock_minutes=30)
+    handlers = make_handlers(settings, db_pool, FaceSimulator(utc_now), pg_schema)
+    assert handlers.deps.policy.lock_for == timedelta(minutes=30)
