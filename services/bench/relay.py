@@ -13,11 +13,10 @@ import asyncpg
 
 from services.bench.common import STREAM_TYPES, BenchConfig, BenchError, Say, figure, now, pad, rate
 from services.bench.kafka import create_topics, delete_topics, producer_perf
-from services.runtime.checkpoints import PostgresCheckpoints
 from services.runtime.events import NewEvent
 from services.runtime.pgstore import PostgresEventStore
-from services.runtime.relay import OutboxRelay, ProducerSettings, kafka_producer
 from services.runtime.settings import Settings
+from services.runtime.workers import outbox_relay
 
 LOAD_WRITERS = 4
 
@@ -59,14 +58,7 @@ class _RelayHarness:
     """One OutboxRelay (production settings: batch size from Settings, acks=all) kept warm."""
 
     def __init__(self, pool: asyncpg.Pool, schema: str, service: str, settings: Settings) -> None:
-        producer_settings = ProducerSettings(bootstrap_servers=settings.kafka_bootstrap_servers)
-        self.relay = OutboxRelay(
-            PostgresEventStore(pool, schema),
-            PostgresCheckpoints(pool, schema),
-            service,
-            lambda: kafka_producer(producer_settings),
-            batch_size=settings.relay_batch_size,
-        )
+        self.relay = outbox_relay(settings, pool, schema, service)
         self.topic: str = self.relay.topic
 
     async def publish(self, total: int, timeout_s: float) -> tuple[int, float, float]:
