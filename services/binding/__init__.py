@@ -1,1 +1,1 @@
-"""The binding service (to come): family-account, mutual-aid and proxy bindings; the family view."""
+"""The binding service: so far its pure domain (rules, errors, events, holder decider); no I/O."""

@@ -1,0 +1,384 @@
+"""The holder's binding stream: requests, review and face outcomes, expiry and revocation.
+
+One stream per holder, so the member limit is checked against everything the holder has
+asked for: concurrent requests race on the stream version and exactly the allowed number win.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from enum import StrEnum
+from typing import assert_never
+
+from services.binding.errors import (
+    AlreadyBoundError,
+    CommitmentRequiredError,
+    DeadlineError,
+    FamilyFullError,
+    MemberRegionNotAllowedError,
+    MethodNotAllowedError,
+    MotherRequiredError,
+    NotBoundError,
+    PersonalAccountRequiredError,
+    RelationNotAllowedError,
+    RequestConflictError,
+    RevocationNotConfirmedError,
+    SelfBindingError,
+)
+from services.binding.events import (
+    BindingEvent,
+    BindingFaceVerified,
+    BindingMaterialsApproved,
+    BindingRejected,
+    BindingRevoked,
+    BindingTermsRecorded,
+    BindRequestExpired,
+    Confirmation,
+    FaceCheckNeed,
+    MemberBindRequested,
+    MemberBound,
+    RejectionReason,
+)
+from services.binding.rules import (
+    KINDS,
+    METHODS,
+    BindingKind,
+    FaceWho,
+    Method,
+    Relation,
+    face_check_needed,
+)
+from services.identity.age import FACE_CHECK_AGE, age_on
+from services.runtime.decider import Decider
+
+
+@dataclass(frozen=True)
+class RequestMemberBinding:
+    """The handler has resolved both people to pseudonyms and read the member's birth date,
+    the member's insured place and whether the holder has a personal account."""
+
+    request_id: str
+    holder: str
+    member: str
+    member_birth_date: date = field(repr=False)
+    member_insured_place: str
+    relation: Relation
+    kind: BindingKind
+    method: Method
+    today: date  # the day in China when the request arrives: the age is counted on it
+    at: datetime
+    deadline: datetime
+    mother: str | None = None  # the newborn's mother, for a birth certificate
+    commitment_accepted: bool = False
+    holder_has_personal_account: bool = False
+
+
+@dataclass(frozen=True)
+class RecordMaterialsApproved:
+    request_id: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class RecordMaterialsRejected:
+    request_id: str
+    reason: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class RecordFaceOutcome:
+    """The outcome of the face check identity opened for the request (its correlation id)."""
+
+    request_id: str
+    verified: bool
+    at: datetime
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ExpireBindRequest:
+    """Sent by a timer; records the expiry only once the deadline has passed at `at`."""
+
+    request_id: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class RevokeBinding:
+    """`confirmed` is the outcome of the password check or face check the handler ran."""
+
+    member: str
+    kind: BindingKind
+    confirmed_by: Confirmation
+    confirmed: bool
+
+
+BindingCommand = (
+    RequestMemberBinding
+    | RecordMaterialsApproved
+    | RecordMaterialsRejected
+    | RecordFaceOutcome
+    | ExpireBindRequest
+    | RevokeBinding
+)
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    BOUND = "bound"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+
+
+LIVE = frozenset({Status.PENDING, Status.BOUND})
+
+
+@dataclass(frozen=True)
+class BindRequest:
+    request_id: str
+    member: str
+    kind: BindingKind
+    method: Method
+    face: FaceCheckNeed
+    deadline: datetime
+    relation: Relation | None = None
+    needs_review: bool = False
+    status: Status = Status.PENDING
+    review_passed: bool = False
+    face_passed: bool = False
+
+    @property
+    def waiting_for(self) -> frozenset[str]:
+        """What the request still waits for: "review", "face", both or nothing."""
+        review = {"review"} if self.needs_review and not self.review_passed else set()
+        face = {"face"} if self.face.who is not FaceWho.NONE and not self.face_passed else set()
+        return frozenset(review | face)
+
+
+@dataclass(frozen=True)
+class Holder:
+    requests: Mapping[str, BindRequest] = field(default_factory=dict)
+
+    def live(self, kind: BindingKind) -> list[BindRequest]:
+        return [r for r in self.requests.values() if r.kind is kind and r.status in LIVE]
+
+    def live_binding(self, member: str, kind: BindingKind) -> BindRequest | None:
+        return next((r for r in self.live(kind) if r.member == member), None)
+
+    def pending(self, request_id: str) -> BindRequest | None:
+        """The request if it still waits for outcomes; None if unknown or finished."""
+        request = self.requests.get(request_id)
+        return request if request is not None and request.status is Status.PENDING else None
+
+
+def decide(command: BindingCommand, state: Holder) -> Sequence[BindingEvent]:  # noqa: PLR0911
+    """Outcomes for unknown or finished requests, or repeated ones, record nothing."""
+    match command:
+        case RequestMemberBinding():
+            return _request(command, state)
+        case RecordMaterialsApproved(request_id=request_id, at=at):
+            request = state.pending(request_id)
+            if request is None or "review" not in request.waiting_for:
+                return []
+            return _passed(request, at, replace(request, review_passed=True))
+        case RecordMaterialsRejected(request_id=request_id, reason=reason, at=at):
+            request = state.pending(request_id)
+            if request is None or "review" not in request.waiting_for:
+                return []
+            return _failed(request, at, RejectionReason.MATERIALS_REJECTED, reason)
+        case RecordFaceOutcome(request_id=request_id, verified=verified, at=at, reason=reason):
+            request = state.pending(request_id)
+            if request is None or "face" not in request.waiting_for:
+                return []
+            if verified:
+                return _passed(request, at, replace(request, face_passed=True))
+            return _failed(request, at, RejectionReason.FACE_FAILED, reason)
+        case ExpireBindRequest(request_id=request_id, at=at):
+            request = state.pending(request_id)
+            return [] if request is None or at < request.deadline else [_expired(request)]
+        case RevokeBinding():
+            return _revoke(command, state)
+        case _:
+            assert_never(command)
+
+
+def _request(command: RequestMemberBinding, state: Holder) -> Sequence[BindingEvent]:
+    held = state.requests.get(command.request_id)
+    if held is not None:
+        asked = (command.member, command.kind, command.method, command.relation, command.deadline)
+        if asked == (held.member, held.kind, held.method, held.relation, held.deadline):
+            return []  # the same request again (a retry), whatever became of it
+        raise RequestConflictError
+    _check_terms(command)
+    if state.live_binding(command.member, command.kind) is not None:
+        raise AlreadyBoundError
+    limit = KINDS[command.kind].max_members
+    if len(state.live(command.kind)) >= limit:
+        raise FamilyFullError(limit)
+    who = face_check_needed(command.method, command.member_birth_date, command.today)
+    subject = {FaceWho.NONE: None, FaceWho.MEMBER: command.member, FaceWho.MOTHER: command.mother}
+    requested = MemberBindRequested(
+        request_id=command.request_id,
+        holder=command.holder,
+        member=command.member,
+        kind=command.kind,
+        method=command.method,
+        face_check=FaceCheckNeed(who=who, subject=subject[who]),
+        deadline=command.deadline,
+    )
+    needs_review = METHODS[command.method].review
+    terms = BindingTermsRecorded(
+        request_id=command.request_id, relation=command.relation, needs_review=needs_review
+    )
+    if needs_review or who is not FaceWho.NONE:
+        return [requested, terms]
+    return [requested, terms, _bound(command.request_id, command.member, command.kind)]
+
+
+def _check_terms(command: RequestMemberBinding) -> None:
+    kind, method = KINDS[command.kind], METHODS[command.method]
+    if command.member == command.holder:
+        raise SelfBindingError
+    if command.relation not in kind.relations:
+        raise RelationNotAllowedError
+    if command.method not in kind.methods:
+        raise MethodNotAllowedError
+    if kind.needs_personal_account and not command.holder_has_personal_account:
+        raise PersonalAccountRequiredError
+    provinces = kind.member_provinces
+    if provinces is not None and command.member_insured_place[:2] not in provinces:
+        raise MemberRegionNotAllowedError
+    if method.too_old is not None and (
+        age_on(command.member_birth_date, command.today) >= FACE_CHECK_AGE
+    ):
+        raise method.too_old
+    if method.needs_mother and command.mother is None:
+        raise MotherRequiredError
+    if method.needs_commitment and not command.commitment_accepted:
+        raise CommitmentRequiredError
+    if command.deadline <= command.at:
+        raise DeadlineError
+
+
+def _passed(request: BindRequest, at: datetime, after: BindRequest) -> Sequence[BindingEvent]:
+    """One needed outcome passed; the member is bound once nothing else is awaited."""
+    if at >= request.deadline:
+        return [_expired(request)]
+    step: BindingEvent = (
+        BindingMaterialsApproved(request_id=request.request_id)
+        if after.review_passed != request.review_passed
+        else BindingFaceVerified(request_id=request.request_id)
+    )
+    if after.waiting_for:
+        return [step]
+    return [step, _bound(request.request_id, request.member, request.kind)]
+
+
+def _failed(
+    request: BindRequest, at: datetime, reason: RejectionReason, detail: str
+) -> Sequence[BindingEvent]:
+    if at >= request.deadline:
+        return [_expired(request)]
+    return [
+        BindingRejected(
+            request_id=request.request_id,
+            member=request.member,
+            kind=request.kind,
+            reason=reason,
+            detail=detail,
+        )
+    ]
+
+
+def _revoke(command: RevokeBinding, state: Holder) -> Sequence[BindingEvent]:
+    if not command.confirmed:
+        raise RevocationNotConfirmedError
+    live = state.live_binding(command.member, command.kind)
+    if live is None:
+        revoked = any(
+            r.member == command.member and r.kind is command.kind and r.status is Status.REVOKED
+            for r in state.requests.values()
+        )
+        if revoked:
+            return []  # revoked already: a repeated unbinding
+        raise NotBoundError
+    return [
+        BindingRevoked(
+            request_id=live.request_id,
+            member=live.member,
+            kind=live.kind,
+            confirmed_by=command.confirmed_by,
+        )
+    ]
+
+
+def _bound(request_id: str, member: str, kind: BindingKind) -> MemberBound:
+    return MemberBound(request_id=request_id, member=member, kind=kind)
+
+
+def _expired(request: BindRequest) -> BindRequestExpired:
+    return BindRequestExpired(
+        request_id=request.request_id,
+        member=request.member,
+        kind=request.kind,
+        deadline=request.deadline,
+    )
+
+
+def evolve(state: Holder, event: BindingEvent) -> Holder:  # noqa: PLR0911
+    match event:
+        case MemberBindRequested():
+            request = BindRequest(
+                request_id=event.request_id,
+                member=event.member,
+                kind=event.kind,
+                method=event.method,
+                face=event.face_check,
+                deadline=event.deadline,
+            )
+            return Holder({**state.requests, event.request_id: request})
+        case BindingTermsRecorded(request_id=request_id, relation=relation, needs_review=review):
+            return _update(state, request_id, relation=relation, needs_review=review)
+        case BindingMaterialsApproved(request_id=request_id):
+            return _update(state, request_id, review_passed=True)
+        case BindingFaceVerified(request_id=request_id):
+            return _update(state, request_id, face_passed=True)
+        case MemberBound(request_id=request_id):
+            return _update(state, request_id, status=Status.BOUND)
+        case BindingRejected(request_id=request_id):
+            return _update(state, request_id, status=Status.REJECTED)
+        case BindRequestExpired(request_id=request_id):
+            return _update(state, request_id, status=Status.EXPIRED)
+        case BindingRevoked(request_id=request_id):
+            return _update(state, request_id, status=Status.REVOKED)
+        case _:
+            assert_never(event)
+
+
+def _update(
+    state: Holder,
+    request_id: str,
+    *,
+    relation: Relation | None = None,
+    needs_review: bool | None = None,
+    review_passed: bool | None = None,
+    face_passed: bool | None = None,
+    status: Status | None = None,
+) -> Holder:
+    held = state.requests[request_id]
+    changed = replace(
+        held,
+        relation=held.relation if relation is None else relation,
+        needs_review=held.needs_review if needs_review is None else needs_review,
+        review_passed=held.review_passed if review_passed is None else review_passed,
+        face_passed=held.face_passed if face_passed is None else face_passed,
+        status=held.status if status is None else status,
+    )
+    return Holder({**state.requests, request_id: changed})
+
+
+binding_decider: Decider[BindingCommand, Holder, BindingEvent] = Decider(decide, evolve, Holder)

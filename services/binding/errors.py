@@ -1,0 +1,129 @@
+"""The binding domain's errors: each a stable code and a message in Chinese and English."""
+
+# Chinese messages use full-width punctuation, as Chinese text should.
+# ruff: noqa: RUF001
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class BindingError(ValueError):
+    """A refused command; `code` is stable, the messages are for people (never a name or ID)."""
+
+    code: ClassVar[str] = "binding.error"
+    message_zh: ClassVar[str] = "绑定请求无效"
+    message_en: ClassVar[str] = "The binding request is not valid"
+    field: ClassVar[str | None] = None  # the input field at fault, for field-level HTTP answers
+
+    def __init__(self, detail_zh: str = "", detail_en: str = "") -> None:
+        self.zh = f"{self.message_zh}{detail_zh}"
+        self.en = f"{self.message_en}{detail_en}"
+        super().__init__(f"{self.code}: {self.en}")
+
+
+class FamilyFullError(BindingError):
+    code: ClassVar[str] = "binding.family_full"
+    message_zh: ClassVar[str] = "已绑定或待审核的成员已达上限"
+    message_en: ClassVar[str] = "The member limit is reached (bound or pending)"
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"：最多{limit}人", f": at most {limit} members")
+
+
+class RelationNotAllowedError(BindingError):
+    code: ClassVar[str] = "binding.relation_not_allowed"
+    message_zh: ClassVar[str] = "该绑定类型不接受此关系"
+    message_en: ClassVar[str] = "This kind of binding does not accept this relation"
+    field: ClassVar[str | None] = "relation"
+
+
+class MethodNotAllowedError(BindingError):
+    code: ClassVar[str] = "binding.method_not_allowed"
+    message_zh: ClassVar[str] = "该绑定类型不支持此绑定方式"
+    message_en: ClassVar[str] = "This kind of binding does not offer this method"
+    field: ClassVar[str | None] = "method"
+
+
+class AlreadyBoundError(BindingError):
+    code: ClassVar[str] = "binding.already_bound"
+    message_zh: ClassVar[str] = "该成员已绑定或正在绑定中"
+    message_en: ClassVar[str] = "This member is already bound, or a binding is pending"
+    field: ClassVar[str | None] = "member"
+
+
+class SelfBindingError(BindingError):
+    code: ClassVar[str] = "binding.self"
+    message_zh: ClassVar[str] = "不能绑定本人"
+    message_en: ClassVar[str] = "A holder cannot bind themselves"
+    field: ClassVar[str | None] = "member"
+
+
+class ProxyWithoutIdTooOldError(BindingError):
+    code: ClassVar[str] = "binding.proxy_without_id_too_old"
+    message_zh: ClassVar[str] = "年满16周岁的成员无法通过未办理身份证方式提交，请使用身份证绑定"
+    message_en: ClassVar[str] = "A member aged 16 or over cannot be bound without an ID card"
+    field: ClassVar[str | None] = "method"
+
+
+class BirthCertificateTooOldError(BindingError):
+    code: ClassVar[str] = "binding.birth_certificate_too_old"
+    message_zh: ClassVar[str] = "年满16周岁的成员须本人人脸验证，不能使用出生医学证明绑定"
+    message_en: ClassVar[str] = (
+        "A member aged 16 or over must pass their own face check, not a birth certificate"
+    )
+    field: ClassVar[str | None] = "method"
+
+
+class MotherRequiredError(BindingError):
+    code: ClassVar[str] = "binding.mother_required"
+    message_zh: ClassVar[str] = "使用出生医学证明绑定须提供母亲信息"
+    message_en: ClassVar[str] = "Binding by birth certificate needs the mother"
+    field: ClassVar[str | None] = "mother"
+
+
+class CommitmentRequiredError(BindingError):
+    code: ClassVar[str] = "binding.commitment_required"
+    message_zh: ClassVar[str] = "请先阅读并同意承诺书"
+    message_en: ClassVar[str] = "Read and accept the commitment letter first"
+    field: ClassVar[str | None] = "commitment_accepted"
+
+
+class PersonalAccountRequiredError(BindingError):
+    code: ClassVar[str] = "binding.personal_account_required"
+    message_zh: ClassVar[str] = "家庭共济须本人有职工医保个人账户"
+    message_en: ClassVar[str] = "Mutual aid needs the holder's employee-insurance personal account"
+
+
+class MemberRegionNotAllowedError(BindingError):
+    code: ClassVar[str] = "binding.member_region"
+    message_zh: ClassVar[str] = "该绑定类型仅适用于本省参保人员"
+    message_en: ClassVar[str] = "This kind of binding is for members insured in its province only"
+    field: ClassVar[str | None] = "member_insured_place"
+
+
+class DeadlineError(BindingError):
+    code: ClassVar[str] = "binding.deadline"
+    message_zh: ClassVar[str] = "截止时间应晚于请求时间"
+    message_en: ClassVar[str] = "The deadline must be after the request"
+    field: ClassVar[str | None] = "deadline"
+
+
+class RequestConflictError(BindingError):
+    code: ClassVar[str] = "binding.request_conflict"
+    message_zh: ClassVar[str] = "该请求编号已用于另一个绑定请求"
+    message_en: ClassVar[str] = "This request id is already used by another binding request"
+
+
+class NotBoundError(BindingError):
+    code: ClassVar[str] = "binding.not_bound"
+    message_zh: ClassVar[str] = "该成员未绑定"
+    message_en: ClassVar[str] = "This member is not bound"
+    field: ClassVar[str | None] = "member"
+
+
+class RevocationNotConfirmedError(BindingError):
+    code: ClassVar[str] = "binding.revocation_not_confirmed"
+    message_zh: ClassVar[str] = "解除绑定须通过支付密码或人脸识别确认"
+    message_en: ClassVar[str] = "Unbinding must be confirmed by payment password or face check"

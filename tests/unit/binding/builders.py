@@ -1,0 +1,61 @@
+"""Commands and events of the holder's binding stream, for the specs."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from services.binding.domain import RequestMemberBinding
+from services.binding.events import BindingTermsRecorded, FaceCheckNeed, MemberBindRequested
+from services.binding.rules import BindingKind, FaceWho, Method, Relation
+
+TODAY = date(2026, 11, 25)
+NOW = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # 10:00 in China
+DEADLINE = NOW + timedelta(days=7)
+HOLDER = "p-holder"
+ADULT = date(1956, 3, 1)  # 70
+CHILD = date(2016, 6, 1)  # 10
+JIANGXI = "360102"
+
+
+def request(member: str = "p-father", request_id: str = "", **changes: Any) -> RequestMemberBinding:
+    """By ID number, for an adult parent's family account, unless changed."""
+    command = RequestMemberBinding(
+        request_id=request_id or f"r-{member}",
+        holder=HOLDER,
+        member=member,
+        member_birth_date=ADULT,
+        member_insured_place=JIANGXI,
+        relation=Relation.PARENT,
+        kind=BindingKind.FAMILY_ACCOUNT,
+        method=Method.ID_NUMBER,
+        today=TODAY,
+        at=NOW,
+        deadline=DEADLINE,
+    )
+    return replace(command, **changes)
+
+
+def requested(
+    command: RequestMemberBinding, who: FaceWho, subject: str | None = None
+) -> list[MemberBindRequested | BindingTermsRecorded]:
+    """The two events a request records, waiting for `who`'s face (the member's by default)."""
+    if who is FaceWho.MEMBER and subject is None:
+        subject = command.member
+    return [
+        MemberBindRequested(
+            request_id=command.request_id,
+            holder=command.holder,
+            member=command.member,
+            kind=command.kind,
+            method=command.method,
+            face_check=FaceCheckNeed(who=who, subject=subject),
+            deadline=command.deadline,
+        ),
+        BindingTermsRecorded(
+            request_id=command.request_id,
+            relation=command.relation,
+            needs_review=command.method is Method.ID_NUMBER,
+        ),
+    ]
