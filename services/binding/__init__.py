@@ -1,1 +1,1 @@
-"""The binding service: so far its pure domain (rules, errors, events, holder decider); no I/O."""
+"""The binding service: pure domain so far (rules, commands, events, errors, decider); no I/O."""

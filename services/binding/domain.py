@@ -8,10 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import assert_never
 
+from services.binding.commands import (
+    BindingCommand,
+    ExpireBindRequest,
+    RecordFaceOutcome,
+    RecordMaterialsApproved,
+    RecordMaterialsRejected,
+    RequestMemberBinding,
+    RevokeBinding,
+)
 from services.binding.errors import (
     AlreadyBoundError,
     CommitmentRequiredError,
@@ -35,7 +44,6 @@ from services.binding.events import (
     BindingRevoked,
     BindingTermsRecorded,
     BindRequestExpired,
-    Confirmation,
     FaceCheckNeed,
     MemberBindRequested,
     MemberBound,
@@ -52,78 +60,6 @@ from services.binding.rules import (
 )
 from services.identity.age import FACE_CHECK_AGE, age_on
 from services.runtime.decider import Decider
-
-
-@dataclass(frozen=True)
-class RequestMemberBinding:
-    """The handler has resolved both people to pseudonyms and read the member's birth date,
-    the member's insured place and whether the holder has a personal account."""
-
-    request_id: str
-    holder: str
-    member: str
-    member_birth_date: date = field(repr=False)
-    member_insured_place: str
-    relation: Relation
-    kind: BindingKind
-    method: Method
-    today: date  # the day in China when the request arrives: the age is counted on it
-    at: datetime
-    deadline: datetime
-    mother: str | None = None  # the newborn's mother, for a birth certificate
-    commitment_accepted: bool = False
-    holder_has_personal_account: bool = False
-
-
-@dataclass(frozen=True)
-class RecordMaterialsApproved:
-    request_id: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class RecordMaterialsRejected:
-    request_id: str
-    reason: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class RecordFaceOutcome:
-    """The outcome of the face check identity opened for the request (its correlation id)."""
-
-    request_id: str
-    verified: bool
-    at: datetime
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class ExpireBindRequest:
-    """Sent by a timer; records the expiry only once the deadline has passed at `at`."""
-
-    request_id: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class RevokeBinding:
-    """`confirmed` is the outcome of the password check or face check the handler ran."""
-
-    member: str
-    kind: BindingKind
-    confirmed_by: Confirmation
-    confirmed: bool
-
-
-BindingCommand = (
-    RequestMemberBinding
-    | RecordMaterialsApproved
-    | RecordMaterialsRejected
-    | RecordFaceOutcome
-    | ExpireBindRequest
-    | RevokeBinding
-)
 
 
 class Status(StrEnum):

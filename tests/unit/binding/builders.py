@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from services.binding.domain import RequestMemberBinding
+from services.binding.commands import RequestMemberBinding
 from services.binding.events import BindingTermsRecorded, FaceCheckNeed, MemberBindRequested
 from services.binding.rules import BindingKind, FaceWho, Method, Relation
 

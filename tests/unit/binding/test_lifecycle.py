@@ -6,16 +6,15 @@ from datetime import timedelta
 
 import pytest
 
-from services.binding.domain import (
+from services.binding.commands import (
     BindingCommand,
     ExpireBindRequest,
     RecordFaceOutcome,
     RecordMaterialsApproved,
     RecordMaterialsRejected,
     RevokeBinding,
-    Status,
-    binding_decider,
 )
+from services.binding.domain import Status, binding_decider
 from services.binding.errors import NotBoundError, RevocationNotConfirmedError
 from services.binding.events import (
     BindingEvent,

@@ -8,7 +8,8 @@ from datetime import date
 import pytest
 
 from contracts import binding as contract
-from services.binding.domain import RequestMemberBinding, binding_decider
+from services.binding.commands import RequestMemberBinding
+from services.binding.domain import binding_decider
 from services.binding.errors import (
     AlreadyBoundError,
     BirthCertificateTooOldError,
