@@ -7,19 +7,15 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from services.runtime.errors import DomainError
 
-class BindingError(ValueError):
-    """A refused command; `code` is stable, the messages are for people (never a name or ID)."""
+
+class BindingError(DomainError):
+    """A refusal of this service (see DomainError)."""
 
     code: ClassVar[str] = "binding.error"
     message_zh: ClassVar[str] = "绑定请求无效"
     message_en: ClassVar[str] = "The binding request is not valid"
-    field: ClassVar[str | None] = None  # the input field at fault, for field-level HTTP answers
-
-    def __init__(self, detail_zh: str = "", detail_en: str = "") -> None:
-        self.zh = f"{self.message_zh}{detail_zh}"
-        self.en = f"{self.message_en}{detail_en}"
-        super().__init__(f"{self.code}: {self.en}")
 
 
 class FamilyFullError(BindingError):

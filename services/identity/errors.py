@@ -8,22 +8,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import ClassVar
 
+from services.runtime.errors import DomainError
 
-class IdentityError(ValueError):
-    """A refused input or command; `code` is stable, the messages are for people.
 
-    Messages never carry a name or an ID number: at most a masked form (first 3 + last 4).
-    """
+class IdentityError(DomainError):
+    """A refusal of this service (see DomainError)."""
 
     code: ClassVar[str] = "identity.error"
     message_zh: ClassVar[str] = "请求无效"
     message_en: ClassVar[str] = "The request is not valid"
-    field: ClassVar[str | None] = None  # the input field at fault, for field-level HTTP answers
-
-    def __init__(self, detail_zh: str = "", detail_en: str = "") -> None:
-        self.zh = f"{self.message_zh}{detail_zh}"
-        self.en = f"{self.message_en}{detail_en}"
-        super().__init__(f"{self.code}: {self.en}")
 
 
 class PersonAlreadyRegisteredError(IdentityError):
