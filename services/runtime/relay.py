@@ -21,7 +21,7 @@ from aiokafka.errors import KafkaError
 
 from contracts.envelope import topic as service_topic
 from services.runtime.checkpoints import CheckpointStore
-from services.runtime.events import EventStore, RecordedEvent
+from services.runtime.events import EventStore, Position, RecordedEvent
 from services.runtime.kafka_codec import to_record
 from services.runtime.logging import get_logger
 
@@ -104,9 +104,13 @@ class OutboxRelay:
         self.published = 0
         self._producer_factory = producer_factory
         self._producer: Producer | None = None
+        # Where this relay stands, read from its checkpoint once and then kept as it saves.
+        self._position: Position | None = None
 
     async def _next_batch(self) -> list[RecordedEvent]:
-        after = await self.checkpoints.load(self.checkpoint_name)
+        if self._position is None:
+            self._position = await self.checkpoints.load(self.checkpoint_name)
+        after = self._position
         batch: list[RecordedEvent] = []
         events = self.store.read_all(after, batch_size=self.batch_size)
         async for event in events:
@@ -151,6 +155,7 @@ class OutboxRelay:
             await self.close()
             raise
         await self.checkpoints.save(self.checkpoint_name, batch[-1].position)
+        self._position = batch[-1].position
         self.published += len(batch)
         return len(batch)
 
