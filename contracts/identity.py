@@ -78,6 +78,13 @@ class PersonRegistered(_Contract):
     pseudonym: str
     insured_place: str
     personal: SealedPersonalData
+    id_lookup: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="HMAC-SHA256 of the normalised ID number under the platform's lookup key:"
+        " how services find a person by ID number without holding it. Absent in events"
+        " recorded before it was added.",
+    )
 
 
 class InsuredPlaceAdded(_Contract):

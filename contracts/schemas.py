@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from contracts import binding, identity
+from contracts import binding, identity, review
 from contracts.envelope import Envelope
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
@@ -21,6 +21,7 @@ PUBLISHED: dict[str, type[BaseModel]] = {
     "envelope.v1": Envelope,
     **{f"identity.{name}.v1": model for name, model in identity.EVENTS.items()},
     **{f"binding.{name}.v1": model for name, model in binding.EVENTS.items()},
+    **{f"review.{name}.v1": model for name, model in review.EVENTS.items()},
 }
 
 

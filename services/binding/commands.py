@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from services.binding.events import Confirmation
+from services.binding.events import Confirmation, MaterialRef
 from services.binding.rules import BindingKind, Method, Relation
 
 
@@ -28,6 +28,27 @@ class RequestMemberBinding:
     mother: str | None = None  # the newborn's mother, for a birth certificate
     commitment_accepted: bool = False
     holder_has_personal_account: bool = False
+
+
+@dataclass(frozen=True)
+class SignCommitmentLetter:
+    """The holder signed the letter the service generated for the request (both stored)."""
+
+    request_id: str
+    letter: MaterialRef
+    signature: MaterialRef
+    at: datetime
+
+
+@dataclass(frozen=True)
+class SubmitMaterials:
+    """The household register pages; `region` is the holder's current insured place."""
+
+    request_id: str
+    holder_household: MaterialRef
+    member_household: MaterialRef
+    region: str
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -73,6 +94,8 @@ class RevokeBinding:
 
 BindingCommand = (
     RequestMemberBinding
+    | SignCommitmentLetter
+    | SubmitMaterials
     | RecordMaterialsApproved
     | RecordMaterialsRejected
     | RecordFaceOutcome

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import assert_never
+from typing import Any, assert_never
 
 from services.binding.commands import (
     BindingCommand,
@@ -20,12 +20,18 @@ from services.binding.commands import (
     RecordMaterialsRejected,
     RequestMemberBinding,
     RevokeBinding,
+    SignCommitmentLetter,
+    SubmitMaterials,
 )
 from services.binding.errors import (
     AlreadyBoundError,
+    CommitmentNotSignedError,
     CommitmentRequiredError,
     DeadlineError,
     FamilyFullError,
+    MaterialRoleError,
+    MaterialsAlreadySubmittedError,
+    MaterialsNotNeededError,
     MemberRegionNotAllowedError,
     MethodNotAllowedError,
     MotherRequiredError,
@@ -33,6 +39,8 @@ from services.binding.errors import (
     PersonalAccountRequiredError,
     RelationNotAllowedError,
     RequestConflictError,
+    RequestNotFoundError,
+    RequestNotPendingError,
     RevocationNotConfirmedError,
     SelfBindingError,
 )
@@ -40,11 +48,15 @@ from services.binding.events import (
     BindingEvent,
     BindingFaceVerified,
     BindingMaterialsApproved,
+    BindingMaterialsSubmitted,
     BindingRejected,
     BindingRevoked,
     BindingTermsRecorded,
     BindRequestExpired,
+    CommitmentLetterSigned,
     FaceCheckNeed,
+    MaterialRef,
+    MaterialRole,
     MemberBindRequested,
     MemberBound,
     RejectionReason,
@@ -84,19 +96,35 @@ class BindRequest:
     relation: Relation | None = None
     needs_review: bool = False
     status: Status = Status.PENDING
+    letter: tuple[MaterialRef, MaterialRef] | None = None  # the signed letter and signature
+    materials: tuple[MaterialRef, ...] | None = None  # everything submitted for review
     review_passed: bool = False
     face_passed: bool = False
 
     @property
     def waiting_for(self) -> frozenset[str]:
-        """What the request still waits for: "review", "face", both or nothing."""
-        review = {"review"} if self.needs_review and not self.review_passed else set()
-        face = {"face"} if self.face.who is not FaceWho.NONE and not self.face_passed else set()
-        return frozenset(review | face)
+        """What the request still waits for, of "commitment_letter" (the holder signs it),
+        "materials" (the holder attaches them), "review" and "face"."""
+        waiting = set()
+        if self.needs_review and not self.review_passed:
+            waiting.add("review")
+            if self.materials is None:
+                waiting.add("materials")
+                if self.letter is None:
+                    waiting.add("commitment_letter")
+        if self.face.who is not FaceWho.NONE and not self.face_passed:
+            waiting.add("face")
+        return frozenset(waiting)
+
+    @property
+    def in_review(self) -> bool:
+        """Materials submitted and no reviewer's decision recorded yet."""
+        return self.materials is not None and not self.review_passed
 
 
 @dataclass(frozen=True)
 class Holder:
+    holder: str = ""  # the holder's pseudonym, once a request is recorded
     requests: Mapping[str, BindRequest] = field(default_factory=dict)
 
     def live(self, kind: BindingKind) -> list[BindRequest]:
@@ -116,16 +144,12 @@ def decide(command: BindingCommand, state: Holder) -> Sequence[BindingEvent]:  #
     match command:
         case RequestMemberBinding():
             return _request(command, state)
-        case RecordMaterialsApproved(request_id=request_id, at=at):
-            request = state.pending(request_id)
-            if request is None or "review" not in request.waiting_for:
-                return []
-            return _passed(request, at, replace(request, review_passed=True))
-        case RecordMaterialsRejected(request_id=request_id, reason=reason, at=at):
-            request = state.pending(request_id)
-            if request is None or "review" not in request.waiting_for:
-                return []
-            return _failed(request, at, RejectionReason.MATERIALS_REJECTED, reason)
+        case SignCommitmentLetter():
+            return _sign(command, state)
+        case SubmitMaterials():
+            return _submit(command, state)
+        case RecordMaterialsApproved() | RecordMaterialsRejected():
+            return _reviewed(command, state)
         case RecordFaceOutcome(request_id=request_id, verified=verified, at=at, reason=reason):
             request = state.pending(request_id)
             if request is None or "face" not in request.waiting_for:
@@ -198,6 +222,77 @@ def _check_terms(command: RequestMemberBinding) -> None:
         raise CommitmentRequiredError
     if command.deadline <= command.at:
         raise DeadlineError
+
+
+def _reviewed(
+    command: RecordMaterialsApproved | RecordMaterialsRejected, state: Holder
+) -> Sequence[BindingEvent]:
+    """A reviewer's decision counts only while the submitted materials wait for one."""
+    request = state.pending(command.request_id)
+    if request is None or not request.in_review:
+        return []
+    if isinstance(command, RecordMaterialsApproved):
+        return _passed(request, command.at, replace(request, review_passed=True))
+    return _failed(request, command.at, RejectionReason.MATERIALS_REJECTED, command.reason)
+
+
+def _holder_action(state: Holder, request_id: str) -> BindRequest:
+    """The pending request that takes materials; refusals for anything else."""
+    request = state.requests.get(request_id)
+    if request is None:
+        raise RequestNotFoundError
+    if not request.needs_review:
+        raise MaterialsNotNeededError
+    if request.status is not Status.PENDING:
+        raise RequestNotPendingError
+    return request
+
+
+def _check_role(ref: MaterialRef, role: MaterialRole) -> None:
+    if ref.role is not role:
+        raise MaterialRoleError(f"（应为{role.value}）", f" (expected {role.value})")  # noqa: RUF001
+
+
+def _sign(command: SignCommitmentLetter, state: Holder) -> Sequence[BindingEvent]:
+    request = _holder_action(state, command.request_id)
+    _check_role(command.letter, MaterialRole.COMMITMENT_LETTER)
+    _check_role(command.signature, MaterialRole.SIGNATURE)
+    if request.letter is not None:
+        if request.letter == (command.letter, command.signature):
+            return []  # signed already: a retry
+        raise MaterialsAlreadySubmittedError
+    if command.at >= request.deadline:
+        return [_expired(request)]
+    signed = CommitmentLetterSigned(
+        request_id=request.request_id, letter=command.letter, signature=command.signature
+    )
+    return [signed]
+
+
+def _submit(command: SubmitMaterials, state: Holder) -> Sequence[BindingEvent]:
+    request = _holder_action(state, command.request_id)
+    _check_role(command.holder_household, MaterialRole.HOLDER_HOUSEHOLD)
+    _check_role(command.member_household, MaterialRole.MEMBER_HOUSEHOLD)
+    if request.letter is None:
+        raise CommitmentNotSignedError
+    materials = (*request.letter, command.holder_household, command.member_household)
+    if request.materials is not None:
+        if request.materials == materials:
+            return []  # submitted already: a retry
+        raise MaterialsAlreadySubmittedError
+    if command.at >= request.deadline:
+        return [_expired(request)]
+    assert request.relation is not None  # recorded with the request
+    submitted = BindingMaterialsSubmitted(
+        request_id=request.request_id,
+        holder=state.holder,
+        member=request.member,
+        kind=request.kind,
+        relation=request.relation,
+        region=command.region,
+        materials=materials,
+    )
+    return [submitted]
 
 
 def _passed(request: BindRequest, at: datetime, after: BindRequest) -> Sequence[BindingEvent]:
@@ -276,9 +371,13 @@ def evolve(state: Holder, event: BindingEvent) -> Holder:  # noqa: PLR0911
                 face=event.face_check,
                 deadline=event.deadline,
             )
-            return Holder({**state.requests, event.request_id: request})
+            return Holder(event.holder, {**state.requests, event.request_id: request})
         case BindingTermsRecorded(request_id=request_id, relation=relation, needs_review=review):
             return _update(state, request_id, relation=relation, needs_review=review)
+        case CommitmentLetterSigned(request_id=request_id, letter=letter, signature=signature):
+            return _update(state, request_id, letter=(letter, signature))
+        case BindingMaterialsSubmitted(request_id=request_id, materials=materials):
+            return _update(state, request_id, materials=materials)
         case BindingMaterialsApproved(request_id=request_id):
             return _update(state, request_id, review_passed=True)
         case BindingFaceVerified(request_id=request_id):
@@ -295,26 +394,9 @@ def evolve(state: Holder, event: BindingEvent) -> Holder:  # noqa: PLR0911
             assert_never(event)
 
 
-def _update(
-    state: Holder,
-    request_id: str,
-    *,
-    relation: Relation | None = None,
-    needs_review: bool | None = None,
-    review_passed: bool | None = None,
-    face_passed: bool | None = None,
-    status: Status | None = None,
-) -> Holder:
-    held = state.requests[request_id]
-    changed = replace(
-        held,
-        relation=held.relation if relation is None else relation,
-        needs_review=held.needs_review if needs_review is None else needs_review,
-        review_passed=held.review_passed if review_passed is None else review_passed,
-        face_passed=held.face_passed if face_passed is None else face_passed,
-        status=held.status if status is None else status,
-    )
-    return Holder({**state.requests, request_id: changed})
+def _update(state: Holder, request_id: str, **changes: Any) -> Holder:
+    changed = replace(state.requests[request_id], **changes)
+    return replace(state, requests={**state.requests, request_id: changed})
 
 
 binding_decider: Decider[BindingCommand, Holder, BindingEvent] = Decider(decide, evolve, Holder)

@@ -123,3 +123,39 @@ class RevocationNotConfirmedError(BindingError):
     code: ClassVar[str] = "binding.revocation_not_confirmed"
     message_zh: ClassVar[str] = "解除绑定须通过支付密码或人脸识别确认"
     message_en: ClassVar[str] = "Unbinding must be confirmed by payment password or face check"
+
+
+class RequestNotFoundError(BindingError):
+    code: ClassVar[str] = "binding.request_not_found"
+    message_zh: ClassVar[str] = "未找到该绑定请求"
+    message_en: ClassVar[str] = "No such binding request"
+
+
+class RequestNotPendingError(BindingError):
+    code: ClassVar[str] = "binding.request_not_pending"
+    message_zh: ClassVar[str] = "该绑定请求已结束"
+    message_en: ClassVar[str] = "This binding request is no longer pending"
+
+
+class MaterialsNotNeededError(BindingError):
+    code: ClassVar[str] = "binding.materials_not_needed"
+    message_zh: ClassVar[str] = "该绑定方式无需上传材料"
+    message_en: ClassVar[str] = "This binding method takes no materials"
+
+
+class MaterialRoleError(BindingError):
+    code: ClassVar[str] = "binding.material_role"
+    message_zh: ClassVar[str] = "材料类别不符"
+    message_en: ClassVar[str] = "A material was given in the wrong place"
+
+
+class CommitmentNotSignedError(BindingError):
+    code: ClassVar[str] = "binding.commitment_not_signed"
+    message_zh: ClassVar[str] = "请先签署个人承诺书"
+    message_en: ClassVar[str] = "Sign the commitment letter first"
+
+
+class MaterialsAlreadySubmittedError(BindingError):
+    code: ClassVar[str] = "binding.materials_already_submitted"
+    message_zh: ClassVar[str] = "材料已提交，等待审核"
+    message_en: ClassVar[str] = "The materials are already submitted and wait for review"

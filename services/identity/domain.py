@@ -52,6 +52,9 @@ class RegisterPerson:
     id_number: str = field(repr=False)
     insured_place: str
     today: date  # the day in China when the command arrives
+    # The keyed hash of the normalised ID number (services.runtime.pii.lookup_hash): other
+    # services find the person by ID number through it, never through the number itself.
+    id_lookup: str | None = None
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,10 @@ def _register(command: RegisterPerson, state: Person | None) -> Sequence[PersonE
     )
     return [
         PersonRegistered(
-            pseudonym=command.pseudonym, insured_place=command.insured_place, personal=personal
+            pseudonym=command.pseudonym,
+            insured_place=command.insured_place,
+            personal=personal,
+            id_lookup=command.id_lookup,
         )
     ]
 

@@ -125,7 +125,7 @@ class IdentityHandlers:
         pseudonym = new_pseudonym()
         await self.deps.vault.create_key(pseudonym)
         store = SealingEventStore(self.deps.tables.claiming(claim, pseudonym), self.deps.vault)
-        command = RegisterPerson(pseudonym, name, number, insured_place, today)
+        command = RegisterPerson(pseudonym, name, number, insured_place, today, id_lookup=claim)
         try:
             await CommandHandler(store, self.decider, PERSON_CODEC).handle(
                 person_stream(pseudonym), command, ctx

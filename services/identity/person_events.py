@@ -36,6 +36,7 @@ class PersonRegistered(DomainEvent):
     pseudonym: str
     insured_place: str
     personal: PersonalData | None  # None once erased (crypto-shredded); replays still run
+    id_lookup: str | None = None  # keyed hash of the ID number; absent from early events
 
 
 class InsuredPlaceAdded(DomainEvent):

@@ -7,7 +7,15 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from services.binding.commands import RequestMemberBinding
-from services.binding.events import BindingTermsRecorded, FaceCheckNeed, MemberBindRequested
+from services.binding.events import (
+    BindingMaterialsSubmitted,
+    BindingTermsRecorded,
+    CommitmentLetterSigned,
+    FaceCheckNeed,
+    MaterialRef,
+    MaterialRole,
+    MemberBindRequested,
+)
 from services.binding.rules import BindingKind, FaceWho, Method, Relation
 
 TODAY = date(2026, 11, 25)
@@ -59,3 +67,32 @@ def requested(
             needs_review=command.method is Method.ID_NUMBER,
         ),
     ]
+
+
+def material(role: MaterialRole, digit: str = "a") -> MaterialRef:
+    content_type = "application/pdf" if role is MaterialRole.COMMITMENT_LETTER else "image/png"
+    return MaterialRef(role=role, sha256=digit * 64, content_type=content_type)
+
+
+LETTER = material(MaterialRole.COMMITMENT_LETTER, "1")
+SIGNATURE = material(MaterialRole.SIGNATURE, "2")
+HOLDER_PAGE = material(MaterialRole.HOLDER_HOUSEHOLD, "3")
+MEMBER_PAGE = material(MaterialRole.MEMBER_HOUSEHOLD, "4")
+
+
+def submitted(
+    command: RequestMemberBinding,
+) -> tuple[CommitmentLetterSigned, BindingMaterialsSubmitted]:
+    """The letter signed and the household pages submitted: the case goes to a reviewer."""
+    return (
+        CommitmentLetterSigned(request_id=command.request_id, letter=LETTER, signature=SIGNATURE),
+        BindingMaterialsSubmitted(
+            request_id=command.request_id,
+            holder=command.holder,
+            member=command.member,
+            kind=command.kind,
+            relation=command.relation,
+            region=JIANGXI,
+            materials=(LETTER, SIGNATURE, HOLDER_PAGE, MEMBER_PAGE),
+        ),
+    )

@@ -29,14 +29,23 @@ from services.binding.events import (
 )
 from services.binding.rules import BindingKind, FaceWho, Method, Relation
 from services.runtime.testing import DeciderSpec
-from tests.unit.binding.builders import CHILD, DEADLINE, HOLDER, NOW, TODAY, request, requested
+from tests.unit.binding.builders import (
+    CHILD,
+    DEADLINE,
+    HOLDER,
+    NOW,
+    TODAY,
+    request,
+    requested,
+    submitted,
+)
 
 spec = DeciderSpec(binding_decider)
 LATER = NOW + timedelta(hours=1)
 FATHER = request()
 RID = FATHER.request_id
 KIND = BindingKind.FAMILY_ACCOUNT
-pending: list[BindingEvent] = [*requested(FATHER, FaceWho.MEMBER)]
+pending: list[BindingEvent] = [*requested(FATHER, FaceWho.MEMBER), *submitted(FATHER)]
 approve = RecordMaterialsApproved(RID, LATER)
 face_ok = RecordFaceOutcome(RID, verified=True, at=LATER)
 approved = BindingMaterialsApproved(request_id=RID)
@@ -66,7 +75,7 @@ def test_a_child_under_16_is_bound_by_the_review_alone() -> None:
     child = request("p-son", member_birth_date=CHILD, relation=Relation.CHILD)
     approval = RecordMaterialsApproved(child.request_id, LATER)
     done = MemberBound(request_id=child.request_id, member="p-son", kind=KIND)
-    spec.given(requested(child, FaceWho.NONE)).when(approval).then(
+    spec.given([*requested(child, FaceWho.NONE), *submitted(child)]).when(approval).then(
         [BindingMaterialsApproved(request_id=child.request_id), done]
     )
 
