@@ -48,7 +48,14 @@ from services.identity.schemas import (
     profile_of,
     view_of,
 )
-from services.runtime.auth import Principal, Role, configure_auth, require
+from services.runtime.auth import (
+    ConfirmationMethod,
+    Principal,
+    Role,
+    configure_auth,
+    issue_confirmation,
+    require,
+)
 from services.runtime.decider import CommandContext
 from services.runtime.logging import get_logger
 
@@ -89,6 +96,14 @@ def _context(api: Api, principal: Principal, correlation: str | None) -> Command
 
 
 Correlation = Annotated[str | None, Header(alias="X-Correlation-ID", max_length=128)]
+
+
+def _confirmation(
+    request: Request, caller: Principal, method: ConfirmationMethod, now: datetime
+) -> str:
+    """A step-up proof signed with the app's token key (see services.runtime.auth)."""
+    secret: str = request.app.state.token_secret
+    return issue_confirmation(caller.subject, method, secret=secret, now=now)
 
 
 # ---------------------------------------------------------------------------- routes
@@ -156,15 +171,28 @@ def _routes(app: FastAPI) -> None:
 
     @app.post("/persons/me/payment-password/verification", tags=["payment password"])
     async def verify_payment_password(
-        body: VerifyPasswordBody, api: Api, caller: Insured, corr: Correlation = None
+        request: Request,
+        body: VerifyPasswordBody,
+        api: Api,
+        caller: Insured,
+        corr: Correlation = None,
     ) -> PasswordVerified:
         ctx = _context(api, caller, corr)
         matched = await api.handlers.verify_payment_password(caller.subject, body.password, ctx)
-        return PasswordVerified(matched=matched)
+        if not matched:
+            return PasswordVerified(matched=False)
+        proof = _confirmation(request, caller, ConfirmationMethod.PAYMENT_PASSWORD, ctx.now)
+        return PasswordVerified(matched=True, confirmation=proof)
 
+
+def _face_routes(app: FastAPI) -> None:
     @app.post("/face-checks", status_code=202, tags=["face checks"])
     async def request_face_check(
-        body: FaceCheckBody, api: Api, caller: Insured, corr: Correlation = None
+        request: Request,
+        body: FaceCheckBody,
+        api: Api,
+        caller: Insured,
+        corr: Correlation = None,
     ) -> FaceCheckView:
         ctx = _context(api, caller, corr)
         purpose = FacePurpose(body.purpose.value)
@@ -172,14 +200,20 @@ def _routes(app: FastAPI) -> None:
         check_id = await api.handlers.request_face_check(
             purpose, caller.subject, None, deadline, ctx
         )
-        return await face_check_status(check_id, api, caller)
+        return await face_check_status(request, check_id, api, caller)
 
     @app.get("/face-checks/{check_id}", tags=["face checks"])
-    async def face_check_status(check_id: str, api: Api, caller: Insured) -> FaceCheckView:
+    async def face_check_status(
+        request: Request, check_id: str, api: Api, caller: Insured
+    ) -> FaceCheckView:
         check = await api.handlers.face_check(check_id)
         if check is None or caller.subject not in (check.subject, check.on_behalf_of):
             raise FaceCheckNotRequestedError  # another person's check reads as unknown
-        return view_of(check)
+        view = view_of(check)
+        if check.verified and check.purpose is FacePurpose.UNBINDING:
+            proof = _confirmation(request, caller, ConfirmationMethod.FACE, api.clock())
+            view = view.model_copy(update={"confirmation": proof})
+        return view
 
     @app.post(
         "/face-provider/callback",
@@ -312,4 +346,5 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.middleware("http")(_unexpected)
     _routes(app)
+    _face_routes(app)
     return app

@@ -62,6 +62,11 @@ class VerifyPasswordBody(_Body):
 
 class PasswordVerified(_Body):
     matched: bool
+    confirmation: str | None = Field(
+        default=None,
+        description="When matched: a signed proof, valid for minutes, that another service"
+        " (binding's unbinding) accepts instead of the password.",
+    )
 
 
 class OwnFacePurpose(StrEnum):
@@ -83,6 +88,9 @@ class FaceCheckView(_Body):
     deadline: datetime
     decided_at: datetime | None
     reason: FaceFailureReason | None
+    confirmation: str | None = Field(
+        default=None, description="For a verified unbinding check: the proof binding accepts."
+    )
 
 
 class CallbackOutcome(StrEnum):

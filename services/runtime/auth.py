@@ -136,6 +136,63 @@ def decode_token(token: str, *, secret: str) -> Principal:
         raise InvalidTokenError(f"the token's claims are not a valid principal: {exc}") from exc
 
 
+# Step-up confirmations: identity signs one when the caller re-proved who they are (payment
+# password matched, or an unbinding face check verified); another service accepts it for a
+# sensitive act within minutes, without calling identity. Its own audience keeps it from ever
+# passing for an access token, and an access token from passing for it.
+CONFIRMATION_AUDIENCE = "qinqing-confirmation"
+CONFIRMATION_TTL = timedelta(minutes=5)
+
+
+class ConfirmationMethod(StrEnum):
+    PAYMENT_PASSWORD = "payment_password"  # noqa: S105 (a method's name, not a secret)
+    FACE = "face"
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    subject: str
+    method: ConfirmationMethod
+
+
+def issue_confirmation(
+    subject: str,
+    method: ConfirmationMethod,
+    *,
+    secret: str,
+    now: datetime,
+    ttl: timedelta = CONFIRMATION_TTL,
+) -> str:
+    claims = {
+        "iss": ISSUER,
+        "aud": CONFIRMATION_AUDIENCE,
+        "sub": subject,
+        "method": method.value,
+        "iat": now,
+        "exp": now + ttl,
+    }
+    return jwt.encode(claims, secret, algorithm=_ALGORITHM)
+
+
+def decode_confirmation(token: str, *, secret: str, now: datetime) -> Confirmation:
+    """The confirmation if signed by us and unexpired at `now` (the service's clock)."""
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[_ALGORITHM],
+            audience=CONFIRMATION_AUDIENCE,
+            issuer=ISSUER,
+            options={"require": ["exp", "iat", "iss", "aud", "sub"], "verify_exp": False},
+        )
+        confirmation = Confirmation(claims["sub"], ConfirmationMethod(str(claims.get("method"))))
+    except (jwt.PyJWTError, ValueError) as exc:
+        raise InvalidTokenError(f"the confirmation is not valid: {exc}") from exc
+    if datetime.fromtimestamp(int(claims["exp"]), UTC) + _LEEWAY <= now:
+        raise ExpiredTokenError("the confirmation has expired")
+    return confirmation
+
+
 class AccessDeniedError(Exception):
     """Answered as 401 (who are you?) or 403 (not you), with a bilingual JSON body."""
 

@@ -15,12 +15,16 @@ from typer.testing import CliRunner
 from services import tokens
 from services.cli import app as cli
 from services.runtime.auth import (
+    Confirmation,
+    ConfirmationMethod,
     ExpiredTokenError,
     InvalidTokenError,
     Principal,
     Role,
     configure_auth,
+    decode_confirmation,
     decode_token,
+    issue_confirmation,
     issue_token,
     jwt_secret,
     require,
@@ -266,3 +270,39 @@ def test_the_token_command_refuses_an_impossible_principal(
     result = quiet_cli.invoke(cli, ["token", *args])
     assert result.exit_code == 2
     assert result.stdout == ""
+
+
+# ---------------------------------------------------------------------------- confirmations
+
+CONFIRMED_AT = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
+
+
+def test_a_confirmation_names_the_person_and_how_they_confirmed() -> None:
+    proof = issue_confirmation("p-1", ConfirmationMethod.FACE, secret=SECRET, now=CONFIRMED_AT)
+    decoded = decode_confirmation(proof, secret=SECRET, now=CONFIRMED_AT + timedelta(minutes=4))
+    assert decoded == Confirmation("p-1", ConfirmationMethod.FACE)
+
+
+def test_a_confirmation_expires_after_minutes() -> None:
+    proof = issue_confirmation(
+        "p-1", ConfirmationMethod.PAYMENT_PASSWORD, secret=SECRET, now=CONFIRMED_AT
+    )
+    with pytest.raises(ExpiredTokenError):
+        decode_confirmation(proof, secret=SECRET, now=CONFIRMED_AT + timedelta(minutes=6))
+
+
+def test_an_access_token_never_passes_for_a_confirmation_nor_the_reverse() -> None:
+    access = issue_token(
+        Principal("p-1", Role.INSURED), timedelta(hours=1), secret=SECRET, now=CONFIRMED_AT
+    )
+    with pytest.raises(InvalidTokenError):
+        decode_confirmation(access, secret=SECRET, now=CONFIRMED_AT)
+    proof = issue_confirmation("p-1", ConfirmationMethod.FACE, secret=SECRET, now=CONFIRMED_AT)
+    with pytest.raises(InvalidTokenError):
+        decode_token(proof, secret=SECRET)
+
+
+def test_a_confirmation_signed_with_another_key_is_refused() -> None:
+    proof = issue_confirmation("p-1", ConfirmationMethod.FACE, secret="o" * 32, now=CONFIRMED_AT)
+    with pytest.raises(InvalidTokenError):
+        decode_confirmation(proof, secret=SECRET, now=CONFIRMED_AT)

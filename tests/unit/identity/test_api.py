@@ -17,7 +17,14 @@ from services.identity.face_provider import FaceSimulator, SimulatedOutcome, sig
 from services.identity.handlers import IdentityDeps, IdentityHandlers
 from services.identity.password import make_hasher
 from services.identity.tables import InMemoryIdentityTables
-from services.runtime.auth import Principal, Role, issue_token
+from services.runtime.auth import (
+    Confirmation,
+    ConfirmationMethod,
+    Principal,
+    Role,
+    decode_confirmation,
+    issue_token,
+)
 from services.runtime.memory import InMemoryEventStore
 from services.runtime.pii import InMemoryKeyVault
 
@@ -197,7 +204,8 @@ async def test_another_persons_profile_reads_as_not_found(client: httpx.AsyncCli
 async def test_face_check_activation_and_payment_password_through_the_api(
     client: httpx.AsyncClient, world: World
 ) -> None:
-    me = token(Role.INSURED, await register(client))
+    pseudonym = await register(client)
+    me = token(Role.INSURED, pseudonym)
     requested = await client.post("/face-checks", json={"purpose": "activation"}, headers=me)
     assert requested.status_code == 202
     assert requested.json()["status"] == "pending"
@@ -224,7 +232,12 @@ async def test_face_check_activation_and_payment_password_through_the_api(
     wrong = await client.post(
         "/persons/me/payment-password/verification", json={"password": "135791"}, headers=me
     )
-    assert (right.json(), wrong.json()) == ({"matched": True}, {"matched": False})
+    assert (right.json()["matched"], wrong.json()) == (
+        True,
+        {"matched": False, "confirmation": None},
+    )
+    proof = decode_confirmation(right.json()["confirmation"], secret=SECRET, now=NOW)
+    assert proof == Confirmation(pseudonym, ConfirmationMethod.PAYMENT_PASSWORD)
     profile = (await client.get("/persons/me", headers=me)).json()
     assert profile["activated_channels"] == ["wechat"]
     assert profile["payment_password_set"] is True
