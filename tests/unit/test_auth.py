@@ -292,12 +292,11 @@ def test_a_confirmation_expires_after_minutes() -> None:
 
 
 def test_an_access_token_never_passes_for_a_confirmation_nor_the_reverse() -> None:
-    access = issue_token(
-        Principal("p-1", Role.INSURED), timedelta(hours=1), secret=SECRET, now=CONFIRMED_AT
-    )
+    now = datetime.now(UTC)  # decode_token checks expiry against the real clock
+    access = issue_token(Principal("p-1", Role.INSURED), timedelta(hours=1), secret=SECRET)
     with pytest.raises(InvalidTokenError):
-        decode_confirmation(access, secret=SECRET, now=CONFIRMED_AT)
-    proof = issue_confirmation("p-1", ConfirmationMethod.FACE, secret=SECRET, now=CONFIRMED_AT)
+        decode_confirmation(access, secret=SECRET, now=now)
+    proof = issue_confirmation("p-1", ConfirmationMethod.FACE, secret=SECRET, now=now)
     with pytest.raises(InvalidTokenError):
         decode_token(proof, secret=SECRET)
 
