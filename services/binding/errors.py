@@ -159,3 +159,38 @@ class MaterialsAlreadySubmittedError(BindingError):
     code: ClassVar[str] = "binding.materials_already_submitted"
     message_zh: ClassVar[str] = "材料已提交，等待审核"
     message_en: ClassVar[str] = "The materials are already submitted and wait for review"
+
+
+class HolderUnknownError(BindingError):
+    code: ClassVar[str] = "binding.holder_unknown"
+    message_zh: ClassVar[str] = "尚未收到您的参保登记信息，请稍后再试"
+    message_en: ClassVar[str] = "Your registration has not reached this service yet; try again"
+
+
+class PersonNotFoundError(BindingError):
+    """The ID number names nobody the registry knows (or the registration is still on its way)."""
+
+    code: ClassVar[str] = "binding.person_not_found"
+    message_zh: ClassVar[str] = "未查询到该证件号码的参保人员"
+    message_en: ClassVar[str] = "No insured person has this ID number"
+
+    def __init__(self, field: str) -> None:
+        super().__init__(field=field)
+
+
+class MaterialNotFoundError(BindingError):
+    code: ClassVar[str] = "binding.material_not_found"
+    message_zh: ClassVar[str] = "未找到该材料，请先上传"
+    message_en: ClassVar[str] = "No such material; upload it first"
+
+    def __init__(self, field: str) -> None:
+        super().__init__(field=field)
+
+
+class MaterialTypeError(BindingError):
+    code: ClassVar[str] = "binding.material_type"
+    message_zh: ClassVar[str] = "材料格式不符：签名与户口本页须为图片或PDF"
+    message_en: ClassVar[str] = "Wrong material type for this place"
+
+    def __init__(self, field: str) -> None:
+        super().__init__(field=field)

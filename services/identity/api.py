@@ -2,13 +2,12 @@
 
 # No `from __future__ import annotations`: FastAPI reads the routes' annotations at run time.
 # Chinese messages use full-width punctuation, as Chinese text should.
-# ruff: noqa: RUF001
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
@@ -18,7 +17,6 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from services.identity.errors import (
-    IdentityError,
     PasswordLockedError,
     PersonAlreadyRegisteredError,
     PersonNotRegisteredError,
@@ -57,6 +55,8 @@ from services.runtime.auth import (
     require,
 )
 from services.runtime.decider import CommandContext
+from services.runtime.errors import DomainError
+from services.runtime.http import answer, configure_errors
 from services.runtime.logging import get_logger
 
 log = get_logger(__name__)
@@ -235,18 +235,18 @@ def _face_routes(app: FastAPI) -> None:
     ) -> Response:
         body = await request.body()  # verified as sent: a re-serialised body would not match
         if not verify_callback(api.callback_secret, body, signature):
-            return _answer(401, "face_provider.signature", None, _BAD_SIGNATURE)
+            return answer(401, "face_provider.signature", None, _BAD_SIGNATURE)
         try:
-            answer = ProviderCallback.model_validate_json(body)
+            callback = ProviderCallback.model_validate_json(body)
         except ValidationError as exc:
             errors = exc.errors(include_input=False)
             raise RequestValidationError(
                 [{**e, "loc": ("body", *e["loc"])} for e in errors]
             ) from None
         failure = None
-        if answer.outcome is CallbackOutcome.FAILED:
-            failure = answer.reason or FaceFailureReason.PROVIDER_ERROR
-        await api.handlers.provider_answered(answer.check_id, failure, api.clock())
+        if callback.outcome is CallbackOutcome.FAILED:
+            failure = callback.reason or FaceFailureReason.PROVIDER_ERROR
+        await api.handlers.provider_answered(callback.check_id, failure, api.clock())
         return Response(status_code=204)
 
 
@@ -254,79 +254,13 @@ def _face_routes(app: FastAPI) -> None:
 
 _BAD_SIGNATURE = ("回调签名无效", "The callback signature is not valid")
 # Statuses other than 422 for the domain's refusals; someone else's data reads as not found.
-_STATUS: dict[type[IdentityError], int] = {
+_STATUS: dict[type[DomainError], int] = {
     PersonNotRegisteredError: 404,
     FaceCheckNotRequestedError: 404,
     PersonAlreadyRegisteredError: 409,
     FaceCheckConflictError: 409,
     PasswordLockedError: 423,
 }
-# Chinese for pydantic's error types; English is pydantic's own message (it never holds input).
-_INVALID_ZH: dict[str, str] = {
-    "json_invalid": "请求体不是有效的JSON",
-    "missing": "缺少必填字段",
-    "extra_forbidden": "不允许的字段",
-    "enum": "取值不在允许范围内",
-    "literal_error": "取值不在允许范围内",
-    "string_type": "应为字符串",
-    "string_too_long": "内容过长",
-    "model_attributes_type": "请求体应为JSON对象",
-    "dict_type": "请求体应为JSON对象",
-}
-
-
-def _answer(
-    status: int, code: str, field: str | None, message: tuple[str, str], **more: Any
-) -> JSONResponse:
-    zh, en = message
-    body = {"code": code, "field": field, "message": {"zh": zh, "en": en}, **more}
-    return JSONResponse(body, status_code=status)
-
-
-async def _identity_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, IdentityError)
-    status = next((s for t, s in _STATUS.items() if isinstance(exc, t)), 422)
-    return _answer(status, exc.code, exc.field, (exc.zh, exc.en))
-
-
-def _field(loc: tuple[Any, ...]) -> str | None:
-    """`("body", "id_number")` -> "id_number"; a position in garbled JSON names no field."""
-    names = [str(part) for part in loc[1:] if isinstance(part, str)]
-    return ".".join(names) or None
-
-
-async def _invalid_request(_: Request, exc: Exception) -> JSONResponse:
-    """Field-level reasons in both languages; the rejected input is never echoed back."""
-    assert isinstance(exc, RequestValidationError)
-    reasons = [
-        (
-            _field(tuple(e.get("loc", ()))),
-            str(e.get("type", "value_error")),
-            _INVALID_ZH.get(str(e.get("type")), "字段值无效"),
-            str(e.get("msg", "The value is not valid")),
-        )
-        for e in exc.errors()
-    ] or [(None, "value_error", "字段值无效", "The value is not valid")]
-    field, kind, zh, en = reasons[0]
-    code = "request.json_invalid" if kind == "json_invalid" else "request.invalid"
-    errors = [{"field": f, "type": t, "message": {"zh": z, "en": e}} for f, t, z, e in reasons]
-    message = (f"请求无效：{zh}", f"The request is not valid: {en}")
-    return _answer(422, code, field, message, errors=errors)
-
-
-async def _unexpected(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """A middleware, not an exception handler: Starlette re-raises after a handler for
-    Exception, and the server would log the traceback, message and all."""
-    try:
-        return await call_next(request)
-    except Exception as exc:  # noqa: BLE001 - every failure gets the same safe answer
-        # The class only: an unexpected message might hold what a person typed.
-        log.error("identity API request failed", error=type(exc).__name__)
-    return _answer(
-        500, "internal", None, ("服务暂时不可用，请稍后重试", "Something failed; try again later")
-    )
 
 
 def create_app(
@@ -342,9 +276,7 @@ def create_app(
 
     app = FastAPI(title="qinqing identity", version="1", lifespan=lifespan)
     configure_auth(app, jwt_secret)
-    app.add_exception_handler(IdentityError, _identity_error)
-    app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.middleware("http")(_unexpected)
+    configure_errors(app, _STATUS)
     _routes(app)
     _face_routes(app)
     return app

@@ -17,7 +17,11 @@ class DomainError(ValueError):
     message_en: ClassVar[str] = "The request is not valid"
     field: ClassVar[str | None] = None  # the input field at fault, for field-level HTTP answers
 
-    def __init__(self, detail_zh: str = "", detail_en: str = "") -> None:
+    def __init__(
+        self, detail_zh: str = "", detail_en: str = "", *, field: str | None = None
+    ) -> None:
         self.zh = f"{self.message_zh}{detail_zh}"
         self.en = f"{self.message_en}{detail_en}"
+        # The field at fault for this refusal: the class's, unless the raiser names another.
+        self.input_field = field or self.field
         super().__init__(f"{self.code}: {self.en}")

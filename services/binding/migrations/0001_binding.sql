@@ -20,6 +20,7 @@ CREATE TABLE bind_requests (
     holder              text        NOT NULL,
     member_name_masked  text        NOT NULL,
     member_id_masked    text        NOT NULL,
+    requested_on        date        NOT NULL,  -- China's date: the letter is dated with it
     deadline            timestamptz NOT NULL,
     settled             boolean     NOT NULL DEFAULT false,
     created_at          timestamptz NOT NULL DEFAULT now()

@@ -1,0 +1,136 @@
+"""The binding service's own tables: the persons directory, request routing, face check map."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import asyncpg
+
+from services.runtime.events import check_schema_name
+from services.runtime.pgstore import Executor
+
+
+@dataclass(frozen=True)
+class KnownPerson:
+    pseudonym: str
+    insured_place: str  # the current one
+
+
+@dataclass(frozen=True)
+class RequestRow:
+    request_id: str
+    holder: str
+    member_name_masked: str
+    member_id_masked: str
+    requested_on: date
+    deadline: datetime
+
+
+class BindingTables:
+    """asyncpg access to the tables in services/binding/migrations/0001_binding.sql."""
+
+    def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
+        self.pool, self.schema = pool, check_schema_name(schema)
+
+    # ---------------------------------------------------------------------------- persons
+
+    async def person_by_lookup(self, id_lookup: str) -> KnownPerson | None:
+        row = await self.pool.fetchrow(
+            f"SELECT pseudonym, insured_place FROM {self.schema}.persons WHERE id_lookup = $1",
+            id_lookup,
+        )
+        return None if row is None else KnownPerson(row["pseudonym"], row["insured_place"])
+
+    async def person(self, pseudonym: str) -> KnownPerson | None:
+        row = await self.pool.fetchrow(
+            f"SELECT pseudonym, insured_place FROM {self.schema}.persons WHERE pseudonym = $1",
+            pseudonym,
+        )
+        return None if row is None else KnownPerson(row["pseudonym"], row["insured_place"])
+
+    async def person_registered(
+        self, conn: Executor, pseudonym: str, id_lookup: str | None, insured_place: str
+    ) -> None:
+        await conn.execute(
+            f"INSERT INTO {self.schema}.persons (pseudonym, id_lookup, insured_place)"
+            " VALUES ($1, $2, $3) ON CONFLICT (pseudonym) DO UPDATE"
+            " SET id_lookup = EXCLUDED.id_lookup, insured_place = EXCLUDED.insured_place,"
+            " updated_at = now()",
+            pseudonym,
+            id_lookup,
+            insured_place,
+        )
+
+    async def insured_place_switched(self, conn: Executor, pseudonym: str, place: str) -> None:
+        await conn.execute(
+            f"UPDATE {self.schema}.persons SET insured_place = $2, updated_at = now()"
+            " WHERE pseudonym = $1",
+            pseudonym,
+            place,
+        )
+
+    async def person_erased(self, conn: Executor, pseudonym: str) -> None:
+        await conn.execute(f"DELETE FROM {self.schema}.persons WHERE pseudonym = $1", pseudonym)
+
+    # ---------------------------------------------------------------------------- requests
+
+    async def add_request(self, row: RequestRow) -> None:
+        """Idempotent: a retried request keeps its first row."""
+        await self.pool.execute(
+            f"INSERT INTO {self.schema}.bind_requests (request_id, holder, member_name_masked,"
+            " member_id_masked, requested_on, deadline) VALUES ($1, $2, $3, $4, $5, $6)"
+            " ON CONFLICT (request_id) DO NOTHING",
+            row.request_id,
+            row.holder,
+            row.member_name_masked,
+            row.member_id_masked,
+            row.requested_on,
+            row.deadline,
+        )
+
+    async def drop_request(self, request_id: str) -> None:
+        await self.pool.execute(
+            f"DELETE FROM {self.schema}.bind_requests WHERE request_id = $1", request_id
+        )
+
+    async def request(self, request_id: str) -> RequestRow | None:
+        row = await self.pool.fetchrow(
+            f"SELECT request_id, holder, member_name_masked, member_id_masked, requested_on,"
+            f" deadline FROM {self.schema}.bind_requests WHERE request_id = $1",
+            request_id,
+        )
+        return None if row is None else RequestRow(**dict(row))
+
+    async def settle(self, request_id: str) -> None:
+        """The request finished: the expiry timer need not look at it again."""
+        await self.pool.execute(
+            f"UPDATE {self.schema}.bind_requests SET settled = true WHERE request_id = $1",
+            request_id,
+        )
+
+    async def overdue(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+        """(request_id, holder) of unsettled requests whose deadline has passed at `now`."""
+        rows = await self.pool.fetch(
+            f"SELECT request_id, holder FROM {self.schema}.bind_requests"
+            " WHERE NOT settled AND deadline <= $1 ORDER BY deadline LIMIT $2",
+            now,
+            limit,
+        )
+        return [(r["request_id"], r["holder"]) for r in rows]
+
+    # ---------------------------------------------------------------------------- face checks
+
+    async def face_check_opened(self, conn: Executor, check_id: str, request_id: str) -> None:
+        await conn.execute(
+            f"INSERT INTO {self.schema}.face_checks (check_id, request_id) VALUES ($1, $2)"
+            " ON CONFLICT (check_id) DO NOTHING",
+            check_id,
+            request_id,
+        )
+
+    async def request_of_check(self, conn: Executor, check_id: str) -> str | None:
+        found: str | None = await conn.fetchval(
+            f"SELECT request_id FROM {self.schema}.face_checks WHERE check_id = $1", check_id
+        )
+        return found

@@ -1,0 +1,94 @@
+"""What every service's HTTP API answers alike: bilingual refusals, field-level validation
+errors, and a safe 500 that never carries a stack trace or what a person typed."""
+
+# Chinese messages use full-width punctuation, as Chinese text should.
+# ruff: noqa: RUF001
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from services.runtime.errors import DomainError
+from services.runtime.logging import get_logger
+
+log = get_logger(__name__)
+
+# Chinese for pydantic's error types; English is pydantic's own message (it never holds input).
+_INVALID_ZH: dict[str, str] = {
+    "json_invalid": "请求体不是有效的JSON",
+    "missing": "缺少必填字段",
+    "extra_forbidden": "不允许的字段",
+    "enum": "取值不在允许范围内",
+    "literal_error": "取值不在允许范围内",
+    "string_type": "应为字符串",
+    "string_too_long": "内容过长",
+    "model_attributes_type": "请求体应为JSON对象",
+    "dict_type": "请求体应为JSON对象",
+}
+
+
+def answer(
+    status: int, code: str, field: str | None, message: tuple[str, str], **more: Any
+) -> JSONResponse:
+    zh, en = message
+    body = {"code": code, "field": field, "message": {"zh": zh, "en": en}, **more}
+    return JSONResponse(body, status_code=status)
+
+
+def _field(loc: tuple[Any, ...]) -> str | None:
+    """`("body", "id_number")` -> "id_number"; a position in garbled JSON names no field."""
+    names = [str(part) for part in loc[1:] if isinstance(part, str)]
+    return ".".join(names) or None
+
+
+async def _invalid_request(_: Request, exc: Exception) -> JSONResponse:
+    """Field-level reasons in both languages; the rejected input is never echoed back."""
+    assert isinstance(exc, RequestValidationError)
+    reasons = [
+        (
+            _field(tuple(e.get("loc", ()))),
+            str(e.get("type", "value_error")),
+            _INVALID_ZH.get(str(e.get("type")), "字段值无效"),
+            str(e.get("msg", "The value is not valid")),
+        )
+        for e in exc.errors()
+    ] or [(None, "value_error", "字段值无效", "The value is not valid")]
+    field, kind, zh, en = reasons[0]
+    code = "request.json_invalid" if kind == "json_invalid" else "request.invalid"
+    errors = [{"field": f, "type": t, "message": {"zh": z, "en": e}} for f, t, z, e in reasons]
+    message = (f"请求无效：{zh}", f"The request is not valid: {en}")
+    return answer(422, code, field, message, errors=errors)
+
+
+async def _unexpected(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """A middleware, not an exception handler: Starlette re-raises after a handler for
+    Exception, and the server would log the traceback, message and all."""
+    try:
+        return await call_next(request)
+    except Exception as exc:  # noqa: BLE001 - every failure gets the same safe answer
+        # The class only: an unexpected message might hold what a person typed.
+        log.error("API request failed", error=type(exc).__name__)
+    return answer(
+        500, "internal", None, ("服务暂时不可用，请稍后重试", "Something failed; try again later")
+    )
+
+
+def configure_errors(app: FastAPI, statuses: Mapping[type[DomainError], int]) -> None:
+    """Answer DomainErrors with the status of their first listed class (422 otherwise),
+    validation errors field by field, and anything unexpected with a bare 500."""
+
+    async def domain_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DomainError)
+        status = next((s for t, s in statuses.items() if isinstance(exc, t)), 422)
+        return answer(status, exc.code, exc.input_field, (exc.zh, exc.en))
+
+    app.add_exception_handler(DomainError, domain_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.middleware("http")(_unexpected)
