@@ -1,1 +1,1 @@
-"""The review service (to come): review cases, reviewer queues, automatic rules per region."""
+"""The review service: review cases, reviewer queues by region, automatic review policies."""
