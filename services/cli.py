@@ -6,6 +6,7 @@ import typer
 
 from services.admin import migrate_command, verify_command
 from services.bench import bench_command
+from services.binding.cli import binding_app
 from services.identity.cli import identity_app
 from services.runtime.infra import infra_app
 from services.tokens import token_command
@@ -19,6 +20,7 @@ audit_app = typer.Typer(no_args_is_help=True, help="Auditors' tools over the eve
 audit_app.command("verify")(verify_command)
 app.add_typer(audit_app, name="audit")
 app.add_typer(identity_app, name="identity")
+app.add_typer(binding_app, name="binding")
 
 
 def main() -> None:

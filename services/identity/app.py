@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -31,7 +29,7 @@ from services.runtime.logging import configure_logging, get_logger
 from services.runtime.pgstore import GroupCommitEventStore
 from services.runtime.pii import PostgresKeyVault, lookup_key, master_key
 from services.runtime.settings import Settings
-from services.runtime.workers import background
+from services.runtime.workers import Job, background, periodic
 
 SERVICE = SCHEMA = "identity"
 _DEV_CALLBACK_SECRET = "qinqing-dev-face-callback-secret-not-safe"  # noqa: S105 - dev default
@@ -91,15 +89,14 @@ async def database_ready(pool: asyncpg.Pool, schema: str) -> bool:
     return bool(found)
 
 
-async def expire_forever(handlers: IdentityHandlers, interval_s: float) -> None:
-    """Record FaceCheckExpired for overdue checks, every `interval_s`, until cancelled."""
-    while True:
-        await asyncio.sleep(interval_s)
+def face_expiry(handlers: IdentityHandlers, interval_s: float) -> Job:
+    """Record FaceCheckExpired for overdue checks, every `interval_s`, until stopped."""
+
+    async def tick() -> None:
         ctx = CommandContext(uuid4(), utc_now(), "face-check-expiry", "identity-timer")
-        try:
-            await handlers.expire_overdue_checks(ctx)
-        except (asyncpg.PostgresError, OSError) as exc:  # the next tick tries again
-            log.warning("face check expiry failed", error=type(exc).__name__)
+        await handlers.expire_overdue_checks(ctx)
+
+    return periodic(tick, interval_s, "face check expiry")
 
 
 @asynccontextmanager
@@ -111,25 +108,20 @@ async def running(settings: IdentitySettings, schema: str = SCHEMA) -> AsyncIter
     # The simulator stands in for the provider until a real adapter exists; a real provider
     # answers through the signed callback.
     provider = FaceSimulator(utc_now)
-    expiry: asyncio.Task[None] | None = None
     broker = KafkaBroker(settings.kafka_bootstrap_servers)
     try:
         handlers = make_handlers(settings, pool, provider, schema)
         inbox, dead_letters = PostgresInbox(pool, schema), BrokerDeadLetters(broker)
         consumer = bind_request_consumer(handlers, inbox, dead_letters, utc_now)
         consumer.subscribe(broker, binding.TOPIC)
-        expiry = asyncio.create_task(expire_forever(handlers, settings.face_expiry_interval_s))
-        async with background(settings, pool, schema, SERVICE):
+        expiry = {"face-expiry": face_expiry(handlers, settings.face_expiry_interval_s)}
+        async with background(settings, pool, schema, SERVICE, more=expiry):
             await broker.start()
             try:
                 yield IdentityApi(handlers, utc_now, secret, partial(database_ready, pool, schema))
             finally:
                 await broker.stop()
     finally:
-        if expiry is not None:
-            expiry.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await expiry
         await provider.close()
         await pool.close()
 

@@ -1,10 +1,11 @@
-"""A service process's background work: the outbox relay and the sealer, run until stopped."""
+"""A service process's background work: the outbox relay, the sealer and the service's own
+timers and projections, run until stopped."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -48,6 +49,26 @@ async def seal_until(sealer: Sealer, stop: asyncio.Event, interval_s: float) -> 
         await wait_or_stop(stop, interval_s)
 
 
+Job = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+
+def periodic(tick: Callable[[], Awaitable[object]], interval_s: float, what: str) -> Job:
+    """A job running `tick` every `interval_s` until stopped; a database or broker outage
+    skips one round (logged) and the next round tries again."""
+
+    async def run(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await wait_or_stop(stop, interval_s)
+            if stop.is_set():
+                return
+            try:
+                await tick()
+            except UNAVAILABLE as exc:
+                log.warning(f"{what} paused", error_type=type(exc).__name__)
+
+    return run
+
+
 def _report_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         error = task.exception()
@@ -56,13 +77,21 @@ def _report_failure(task: asyncio.Task[None]) -> None:
 
 @asynccontextmanager
 async def background(
-    settings: Settings, pool: asyncpg.Pool, schema: str, service: str, *, seal_every_s: float = 5.0
+    settings: Settings,
+    pool: asyncpg.Pool,
+    schema: str,
+    service: str,
+    *,
+    seal_every_s: float = 5.0,
+    more: Mapping[str, Job] | None = None,
 ) -> AsyncIterator[None]:
-    """Run the relay and the sealer of `schema` while the block runs; stop them on the way out."""
+    """Run the relay and the sealer of `schema`, and `more` jobs (timers, projection runners),
+    while the block runs; stop them on the way out."""
     stop = asyncio.Event()
     jobs: dict[str, Coroutine[Any, Any, None]] = {
         "relay": outbox_relay(settings, pool, schema, service).run(stop),
         "sealer": seal_until(Sealer(pool, schema), stop, seal_every_s),
+        **{name: job(stop) for name, job in (more or {}).items()},
     }
     tasks = [asyncio.create_task(job, name=f"{schema}:{name}") for name, job in jobs.items()]
     for task in tasks:

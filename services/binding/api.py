@@ -1,0 +1,280 @@
+"""The binding HTTP API: routes that turn requests into handler calls, and the error answers."""
+
+# No `from __future__ import annotations`: FastAPI reads the routes' annotations at run time.
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+from uuid import NAMESPACE_URL, uuid4, uuid5
+
+import asyncpg
+from fastapi import Depends, FastAPI, Header, Query, Request, Response, UploadFile
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.binding.domain import BindRequest
+from services.binding.errors import (
+    AlreadyBoundError,
+    CommitmentNotSignedError,
+    FamilyFullError,
+    HolderUnknownError,
+    MaterialsAlreadySubmittedError,
+    MaterialsNotNeededError,
+    NotBoundError,
+    RequestConflictError,
+    RequestNotFoundError,
+    RequestNotPendingError,
+    RevocationNotConfirmedError,
+)
+from services.binding.events import binding_codec
+from services.binding.forms import BindingForm
+from services.binding.handlers import BindingHandlers, holder_stream
+from services.binding.projections import (
+    FamilyMember,
+    MemberHolder,
+    family_view,
+    fold_family_view,
+    member_holders,
+)
+from services.binding.rules import BindingKind
+from services.runtime.auth import Principal, Role, configure_auth, require
+from services.runtime.blobs import MAX_MATERIAL_BYTES
+from services.runtime.decider import CommandContext
+from services.runtime.errors import DomainError
+from services.runtime.http import configure_errors
+
+
+@dataclass(frozen=True)
+class BindingApi:
+    """What the routes need, built once by the app's lifespan (services.binding.app)."""
+
+    handlers: BindingHandlers
+    pool: asyncpg.Pool
+    schema: str
+    clock: Callable[[], datetime]
+    ready: Callable[[], Awaitable[bool]]
+
+    async def current(self, holder: str, as_of: datetime | None = None) -> list[FamilyMember]:
+        """The holder's requests folded from their stream: fresh, or as they stood at `as_of`."""
+        recorded = await self.handlers.deps.store.read_stream(holder_stream(holder))
+        upto = [r for r in recorded if as_of is None or r.recorded_at <= as_of]
+        return fold_family_view((binding_codec.decode(r), r.recorded_at) for r in upto)
+
+
+def _api(request: Request) -> BindingApi:
+    api: BindingApi = request.app.state.binding
+    return api
+
+
+Api = Annotated[BindingApi, Depends(_api)]
+Insured = Annotated[Principal, Depends(require(Role.INSURED))]
+Staff = Annotated[Principal, Depends(require(Role.AUDITOR, Role.OPERATOR))]
+Anyone = Annotated[Principal, Depends(require(Role.INSURED, Role.AUDITOR, Role.OPERATOR))]
+Correlation = Annotated[str | None, Header(alias="X-Correlation-ID", max_length=128)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
+
+
+def _context(
+    api: BindingApi, caller: Principal, corr: str | None, key: str | None = None
+) -> CommandContext:
+    """With an Idempotency-Key the command id derives from it: a retry is the same command."""
+    command_id = uuid5(NAMESPACE_URL, f"{caller.subject}/{key}") if key else uuid4()
+    return CommandContext(command_id, api.clock(), corr or uuid4().hex, caller.subject)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RequestState(_Body):
+    request_id: str
+    member: str
+    kind: BindingKind
+    status: str
+    waiting_for: list[str] = Field(
+        description="Of commitment_letter, materials, review, face; empty once finished."
+    )
+
+
+class StoredMaterial(_Body):
+    sha256: str
+    content_type: str
+    size: int
+
+
+class SignatureBody(_Body):
+    signature_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class MaterialsBody(_Body):
+    holder_household: str = Field(pattern=r"^[0-9a-f]{64}$")
+    member_household: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class RevokeBody(_Body):
+    kind: BindingKind
+    confirmation: str = Field(
+        max_length=2048,
+        repr=False,
+        description="Identity's proof: from POST /persons/me/payment-password/verification,"
+        " or GET /face-checks/{id} of a verified unbinding check.",
+    )
+
+
+def _state(request_id: str, request: BindRequest) -> RequestState:
+    order = ("commitment_letter", "materials", "review", "face")
+    waiting = [w for w in order if w in request.waiting_for]
+    return RequestState(
+        request_id=request_id,
+        member=request.member,
+        kind=request.kind,
+        status=request.status.value,
+        waiting_for=waiting,
+    )
+
+
+def _routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz(api: Api) -> JSONResponse:
+        ready = await api.ready()
+        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+
+    @app.post("/bindings", status_code=202, tags=["bindings"])
+    async def request_binding(
+        form: BindingForm,
+        api: Api,
+        caller: Insured,
+        corr: Correlation = None,
+        key: IdempotencyKey = None,
+    ) -> RequestState:
+        """Start binding a member; the answer says what the request now waits for."""
+        accepted = await api.handlers.request_binding(
+            caller.subject, form, _context(api, caller, corr, key)
+        )
+        return _state(accepted.request_id, accepted.request)
+
+    @app.get("/bindings/{request_id}", tags=["bindings"])
+    async def binding_status(request_id: str, api: Api, caller: Insured) -> FamilyMember:
+        found = [m for m in await api.current(caller.subject) if m.request_id == request_id]
+        if not found:
+            raise RequestNotFoundError  # another holder's request reads as unknown
+        return found[0]
+
+    @app.post("/materials", status_code=201, tags=["materials"])
+    async def upload_material(file: UploadFile, api: Api, caller: Insured) -> StoredMaterial:
+        """JPEG, PNG or PDF up to 10 MiB; stored once, addressed by its SHA-256."""
+        data = await file.read(MAX_MATERIAL_BYTES + 1)
+        stored = await api.handlers.deps.blobs.put(data, file.content_type)
+        return StoredMaterial(
+            sha256=stored.sha256, content_type=stored.content_type, size=stored.size
+        )
+
+    @app.get("/bindings/{request_id}/commitment-letter", tags=["materials"])
+    async def commitment_letter(request_id: str, api: Api, caller: Insured) -> Response:
+        pdf = await api.handlers.commitment_letter(caller.subject, request_id)
+        disposition = f'inline; filename="commitment-letter-{request_id}.pdf"'
+        return Response(
+            pdf, media_type="application/pdf", headers={"Content-Disposition": disposition}
+        )
+
+    @app.post("/bindings/{request_id}/commitment-letter/signature", tags=["materials"])
+    async def sign_letter(
+        request_id: str, body: SignatureBody, api: Api, caller: Insured, corr: Correlation = None
+    ) -> RequestState:
+        """Sign the letter as downloaded, with a signature image uploaded to /materials."""
+        ctx = _context(api, caller, corr)
+        request = await api.handlers.sign_commitment_letter(
+            caller.subject, request_id, body.signature_sha256, ctx
+        )
+        return _state(request_id, request)
+
+    @app.post("/bindings/{request_id}/materials", tags=["materials"])
+    async def submit_materials(
+        request_id: str, body: MaterialsBody, api: Api, caller: Insured, corr: Correlation = None
+    ) -> RequestState:
+        """Attach both household register pages: the request goes to a reviewer."""
+        ctx = _context(api, caller, corr)
+        request = await api.handlers.submit_materials(
+            caller.subject, request_id, body.holder_household, body.member_household, ctx
+        )
+        return _state(request_id, request)
+
+    @app.get("/family", tags=["family"])
+    async def my_family(
+        api: Api,
+        caller: Insured,
+        as_of: Annotated[datetime | None, Query(description="RFC 3339 instant")] = None,
+    ) -> list[FamilyMember]:
+        """My members and requests, from the projection, or as they stood at `as_of`."""
+        if as_of is not None:
+            return await api.current(caller.subject, as_of)
+        return await family_view(api.pool, api.schema, caller.subject)
+
+    @app.get("/holders/{holder}/family", tags=["family"])
+    async def holders_family(
+        holder: str,
+        api: Api,
+        caller: Staff,
+        as_of: Annotated[datetime | None, Query(description="RFC 3339 instant")] = None,
+    ) -> list[FamilyMember]:
+        """For auditors and operators: any holder's family view, optionally as of an instant."""
+        if as_of is not None:
+            return await api.current(holder, as_of)
+        return await family_view(api.pool, api.schema, holder)
+
+    @app.get("/members/{member}/holders", tags=["family"])
+    async def holders_of_member(member: str, api: Api, caller: Anyone) -> list[MemberHolder]:
+        """Who has the member bound: the member themself, auditors and operators."""
+        if caller.role is Role.INSURED and caller.subject != member:
+            return []
+        return await member_holders(api.pool, api.schema, member)
+
+    @app.post("/family/members/{member}/revocation", tags=["family"])
+    async def revoke(
+        member: str, body: RevokeBody, api: Api, caller: Insured, corr: Correlation = None
+    ) -> RequestState:
+        """Unbind, confirmed by identity's proof of the payment password or a face check."""
+        ctx = _context(api, caller, corr)
+        request = await api.handlers.revoke(
+            caller.subject, member, body.kind, body.confirmation, ctx
+        )
+        return _state(request.request_id, request)
+
+
+_STATUS: dict[type[DomainError], int] = {
+    RequestNotFoundError: 404,
+    NotBoundError: 404,
+    RevocationNotConfirmedError: 403,
+    HolderUnknownError: 409,
+    AlreadyBoundError: 409,
+    FamilyFullError: 409,
+    RequestConflictError: 409,
+    RequestNotPendingError: 409,
+    MaterialsAlreadySubmittedError: 409,
+    MaterialsNotNeededError: 409,
+    CommitmentNotSignedError: 409,
+}
+
+
+def create_app(
+    jwt_secret: str, open_api: Callable[[], AbstractAsyncContextManager[BindingApi]]
+) -> FastAPI:
+    """The app; `open_api` builds the dependencies when it starts and closes them at the end."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_api() as api:
+            app.state.binding = api
+            yield
+
+    app = FastAPI(title="qinqing binding", version="1", lifespan=lifespan)
+    configure_auth(app, jwt_secret)
+    configure_errors(app, _STATUS)
+    _routes(app)
+    return app
