@@ -8,6 +8,7 @@ from typing import Annotated
 import asyncpg
 import typer
 
+from services.runtime.blobs import BLOB_SCHEMA, blob_migrations
 from services.runtime.integrity import Sealer, verify
 from services.runtime.logging import configure_logging
 from services.runtime.migrate import migrate, service_migrations
@@ -29,15 +30,20 @@ def _chosen(services: list[str] | None) -> list[str]:
 
 
 async def migrate_all(database_url: str, services: list[str]) -> dict[str, list[str]]:
+    """The migrations applied per schema: the shared `blobs` schema first, then each service's."""
     conn = await asyncpg.connect(database_url)
     try:
-        return {s: await migrate(conn, s, service_migrations(s)) for s in services}
+        # Materials are shared infrastructure that any service may read: always kept current.
+        applied = {BLOB_SCHEMA: await migrate(conn, BLOB_SCHEMA, blob_migrations())}
+        for s in services:
+            applied[s] = await migrate(conn, s, service_migrations(s))
+        return applied
     finally:
         await conn.close()
 
 
 def migrate_command(service: ServiceOption = None) -> None:
-    """Create or update each service's schema (safe to run again, and from several processes)."""
+    """Create or update each service's schema and the shared `blobs` one (safe to run again)."""
     settings = Settings()
     configure_logging(settings.log_level, settings.log_json)
     applied = asyncio.run(migrate_all(settings.database_url, _chosen(service)))
