@@ -25,16 +25,12 @@ from services.binding.events import (
     RejectionReason,
     binding_codec,
 )
+from services.binding.handlers import holder_stream
 from services.binding.rules import BindingKind, Method, Relation
 from services.runtime.events import EventRecord, RecordedEvent, check_schema_name
 from services.runtime.pgstore import Executor, PostgresEventStore
 
-HOLDER_STREAM_PREFIX = "holder-"
-
-
-def holder_stream(holder: str) -> str:
-    """The stream id of a holder's binding stream."""
-    return f"{HOLDER_STREAM_PREFIX}{holder}"
+_HOLDER_STREAM = holder_stream("")  # the prefix of every holder's stream id
 
 
 class ViewStatus(StrEnum):
@@ -175,12 +171,7 @@ def _view_of(row: asyncpg.Record) -> RequestView:
 
 
 def _row_of(view: RequestView) -> tuple[Any, ...]:
-    shown = view.shown
-    return (
-        *(getattr(shown, c) for c in _COLUMNS if c != "waiting_for"),
-        list(shown.waiting_for),
-        _REQUEST.dump_json(view.request).decode(),
-    )
+    return (*(getattr(view.shown, c) for c in _COLUMNS), _REQUEST.dump_json(view.request).decode())
 
 
 class BindingViews:
@@ -196,13 +187,12 @@ class BindingViews:
         check_schema_name(schema)
         family, holders = f"{schema}.family_view", f"{schema}.member_holders"
         self.tables: Sequence[str] = (family, holders)
-        columns = [c for c in _COLUMNS if c != "waiting_for"]
         self._load_sql = (
-            f"SELECT {', '.join(columns)}, waiting_for, domain_state::text AS domain_state"
+            f"SELECT {', '.join(_COLUMNS)}, domain_state::text AS domain_state"
             f" FROM {family} WHERE (holder, request_id) IN"
             " (SELECT * FROM unnest($1::text[], $2::text[]))"
         )
-        names = [*columns, "waiting_for", "domain_state"]
+        names = [*_COLUMNS, "domain_state"]
         values = [f"${i}" for i in range(1, len(names) + 1)]
         values[-1] += "::jsonb"
         self._save_sql = (
@@ -227,9 +217,9 @@ class BindingViews:
 
     async def apply_batch(self, conn: asyncpg.Connection, events: Sequence[EventRecord]) -> None:
         decoded = [
-            (event.stream_id.removeprefix(HOLDER_STREAM_PREFIX), *_decode(event))
+            (event.stream_id.removeprefix(_HOLDER_STREAM), *_decode(event))
             for event in events
-            if event.stream_id.startswith(HOLDER_STREAM_PREFIX)
+            if event.stream_id.startswith(_HOLDER_STREAM)
         ]
         if not decoded:
             return
@@ -273,25 +263,27 @@ def _decode(event: EventRecord) -> tuple[BindingEvent, datetime]:
 
 async def family_view(db: Executor, schema: str, holder: str) -> list[FamilyMember]:
     """The holder's bind requests, oldest first."""
-    rows = await db.fetch(
-        f"SELECT {', '.join(_COLUMNS)} FROM {check_schema_name(schema)}.family_view"
-        " WHERE holder = $1 ORDER BY requested_at, request_id",
-        holder,
-    )
-    return [FamilyMember.model_validate(dict(r)) for r in rows]
+    return await _family_rows(db, schema, holder, None)
 
 
 async def bind_request_status(
     db: Executor, schema: str, holder: str, request_id: str
 ) -> FamilyMember | None:
     """The request as its holder sees it; None if unknown or another holder's."""
-    row = await db.fetchrow(
+    return next(iter(await _family_rows(db, schema, holder, request_id)), None)
+
+
+async def _family_rows(
+    db: Executor, schema: str, holder: str, request_id: str | None
+) -> list[FamilyMember]:
+    rows = await db.fetch(
         f"SELECT {', '.join(_COLUMNS)} FROM {check_schema_name(schema)}.family_view"
-        " WHERE holder = $1 AND request_id = $2",
+        " WHERE holder = $1 AND ($2::text IS NULL OR request_id = $2)"
+        " ORDER BY requested_at, request_id",
         holder,
         request_id,
     )
-    return None if row is None else FamilyMember.model_validate(dict(row))
+    return [FamilyMember.model_validate(dict(r)) for r in rows]
 
 
 async def member_holders(db: Executor, schema: str, member: str) -> list[MemberHolder]:

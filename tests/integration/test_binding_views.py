@@ -22,13 +22,13 @@ from services.binding.commands import (
 )
 from services.binding.domain import binding_decider
 from services.binding.events import Confirmation, RejectionReason, binding_codec
+from services.binding.handlers import holder_stream
 from services.binding.projections import (
     BindingViews,
     ViewStatus,
     bind_request_status,
     family_view,
     family_view_as_of,
-    holder_stream,
     member_holders,
 )
 from services.binding.rules import BindingKind, Method, Relation
