@@ -14,7 +14,6 @@ from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 from pydantic import Field
 
-from contracts import identity, review
 from services.binding.api import BindingApi, create_app
 from services.binding.consumers import identity_consumer, review_consumer
 from services.binding.handlers import BindingDeps, BindingHandlers
@@ -91,10 +90,13 @@ async def running(settings: BindingSettings, schema: str = SCHEMA) -> AsyncItera
         handlers = make_handlers(settings, pool, schema)
         tables = handlers.deps.tables
         inbox, dead_letters = PostgresInbox(pool, schema), BrokerDeadLetters(broker)
-        identity_consumer(handlers, tables, inbox, dead_letters, utc_now).subscribe(
-            broker, identity.TOPIC
-        )
-        review_consumer(handlers, inbox, dead_letters, utc_now).subscribe(broker, review.TOPIC)
+        consumers = {
+            "identity": identity_consumer(handlers, tables, inbox, dead_letters, utc_now),
+            "review": review_consumer(handlers, inbox, dead_letters, utc_now),
+        }
+        for source, consumer in consumers.items():
+            group = settings.group_id(consumer.name)
+            consumer.subscribe(broker, settings.topic(source), group_id=group)
         views = ProjectionRunner(pool, schema, BindingViews(schema))
         jobs = {
             "expiry": request_expiry(handlers, settings.bind_expiry_interval_s),

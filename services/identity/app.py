@@ -14,7 +14,6 @@ from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 from pydantic import Field, SecretStr
 
-from contracts import binding
 from services.identity.api import IdentityApi, create_app
 from services.identity.consumers import bind_request_consumer
 from services.identity.face_provider import FaceProvider, FaceSimulator
@@ -100,20 +99,24 @@ def face_expiry(handlers: IdentityHandlers, interval_s: float) -> Job:
 
 
 @asynccontextmanager
-async def running(settings: IdentitySettings, schema: str = SCHEMA) -> AsyncIterator[IdentityApi]:
+async def running(
+    settings: IdentitySettings, schema: str = SCHEMA, simulator: FaceSimulator | None = None
+) -> AsyncIterator[IdentityApi]:
     """Pool, vault, stores, handlers, simulator provider, the expiry timer, the consumer of
     binding's requests, and the relay and sealer of the identity log, for one app."""
     secret = callback_secret(settings)
     pool = await create_pool(settings)
     # The simulator stands in for the provider until a real adapter exists; a real provider
     # answers through the signed callback.
-    provider = FaceSimulator(utc_now)
+    provider = simulator or FaceSimulator(utc_now)
     broker = KafkaBroker(settings.kafka_bootstrap_servers)
     try:
         handlers = make_handlers(settings, pool, provider, schema)
         inbox, dead_letters = PostgresInbox(pool, schema), BrokerDeadLetters(broker)
         consumer = bind_request_consumer(handlers, inbox, dead_letters, utc_now)
-        consumer.subscribe(broker, binding.TOPIC)
+        consumer.subscribe(
+            broker, settings.topic("binding"), group_id=settings.group_id(consumer.name)
+        )
         expiry = {"face-expiry": face_expiry(handlers, settings.face_expiry_interval_s)}
         async with background(settings, pool, schema, SERVICE, more=expiry):
             await broker.start()
@@ -126,8 +129,11 @@ async def running(settings: IdentitySettings, schema: str = SCHEMA) -> AsyncIter
         await pool.close()
 
 
-def build_app(settings: IdentitySettings, *, schema: str = SCHEMA) -> FastAPI:
-    return create_app(jwt_secret(settings), partial(running, settings, schema))
+def build_app(
+    settings: IdentitySettings, *, schema: str = SCHEMA, simulator: FaceSimulator | None = None
+) -> FastAPI:
+    """`simulator`: one the caller configures (the demo and end-to-end tests set outcomes)."""
+    return create_app(jwt_secret(settings), partial(running, settings, schema, simulator))
 
 
 def serve(settings: IdentitySettings, host: str, port: int) -> None:

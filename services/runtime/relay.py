@@ -91,11 +91,12 @@ class OutboxRelay:
         poll_interval_s: float = 0.05,
         max_backoff_s: float = 5.0,
         slow_ack_warning_s: float = 5.0,
+        topic: str | None = None,
     ) -> None:
         self.store = store
         self.checkpoints = checkpoints
         self.service = service
-        self.topic = service_topic(service)
+        self.topic = topic or service_topic(service)
         self.checkpoint_name = f"relay:{self.topic}"
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s

@@ -34,3 +34,13 @@ class Settings(BaseSettings):
     lookup_key: SecretStr = SecretStr("cWlucWluZyBkZXYgbG9va3VwIGtleTogbm90IHNhZmU=")
     # HS256 signing key for bearer tokens (at least 32 bytes of text).
     jwt_secret: SecretStr = SecretStr("qinqing-dev-jwt-secret-not-for-production")
+    # The first part of every topic and consumer group name. Deployments keep `qinqing`; a
+    # test or a second environment on one broker picks its own, so they never share messages.
+    topic_namespace: str = Field(default="qinqing", pattern=r"^[a-z][a-z0-9_-]{0,40}$")
+
+    def topic(self, service: str) -> str:
+        """`<namespace>.<service>.v1`: `contracts.envelope.topic(service)` by default."""
+        return f"{self.topic_namespace}.{service}.v1"
+
+    def group_id(self, consumer: str) -> str:
+        return f"{self.topic_namespace}.{consumer}"

@@ -36,6 +36,7 @@ def outbox_relay(settings: Settings, pool: asyncpg.Pool, schema: str, service: s
         service,
         lambda: kafka_producer(producer),
         batch_size=settings.relay_batch_size,
+        topic=settings.topic(service),
     )
 
 
