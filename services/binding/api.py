@@ -5,7 +5,7 @@
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 from uuid import NAMESPACE_URL, uuid4, uuid5
 
@@ -28,14 +28,13 @@ from services.binding.errors import (
     RequestNotPendingError,
     RevocationNotConfirmedError,
 )
-from services.binding.events import binding_codec
 from services.binding.forms import BindingForm
-from services.binding.handlers import BindingHandlers, holder_stream
+from services.binding.handlers import BindingHandlers
 from services.binding.projections import (
     FamilyMember,
     MemberHolder,
     family_view,
-    fold_family_view,
+    family_view_as_of,
     member_holders,
 )
 from services.binding.rules import BindingKind
@@ -44,6 +43,8 @@ from services.runtime.blobs import MAX_MATERIAL_BYTES
 from services.runtime.decider import CommandContext
 from services.runtime.errors import DomainError
 from services.runtime.http import configure_errors
+
+_END_OF_TIME = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -57,10 +58,9 @@ class BindingApi:
     ready: Callable[[], Awaitable[bool]]
 
     async def current(self, holder: str, as_of: datetime | None = None) -> list[FamilyMember]:
-        """The holder's requests folded from their stream: fresh, or as they stood at `as_of`."""
-        recorded = await self.handlers.deps.store.read_stream(holder_stream(holder))
-        upto = [r for r in recorded if as_of is None or r.recorded_at <= as_of]
-        return fold_family_view((binding_codec.decode(r), r.recorded_at) for r in upto)
+        """The holder's requests folded from their stream: fresh (the projection may lag a
+        moment behind), or as they stood at `as_of`."""
+        return await family_view_as_of(self.pool, self.schema, holder, as_of or _END_OF_TIME)
 
 
 def _api(request: Request) -> BindingApi:

@@ -85,6 +85,11 @@ class Status(StrEnum):
 LIVE = frozenset({Status.PENDING, Status.BOUND})
 
 
+def holder_stream(holder: str) -> str:
+    """The stream of one holder's bind requests: the member limit is checked within it."""
+    return f"holder-{holder}"
+
+
 @dataclass(frozen=True)
 class BindRequest:
     request_id: str

@@ -23,7 +23,8 @@ class BindingForm(BaseModel):
     kind: BindingKind
     method: Method
     relation: Relation
-    member_name: str = Field(min_length=1, max_length=50, repr=False)
+    # At least one character that is not a space: the letter shows it masked.
+    member_name: str = Field(min_length=1, max_length=50, pattern=r"\S", repr=False)
     # By ID number, or a proxy member with an ID card.
     member_id_number: str | None = Field(default=None, max_length=32, repr=False)
     # A newborn (birth certificate) or a proxy member without an ID card.

@@ -19,7 +19,7 @@ from services.binding.commands import (
     SignCommitmentLetter,
     SubmitMaterials,
 )
-from services.binding.domain import BindRequest, Holder, Status, binding_decider
+from services.binding.domain import BindRequest, Holder, Status, binding_decider, holder_stream
 from services.binding.errors import (
     HolderUnknownError,
     MaterialNotFoundError,
@@ -51,10 +51,6 @@ CHINA = ZoneInfo("Asia/Shanghai")
 DEFAULT_REQUEST_TTL = timedelta(days=7)
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png"})
 PAGE_TYPES = IMAGE_TYPES | {"application/pdf"}
-
-
-def holder_stream(holder: str) -> str:
-    return f"holder-{holder}"
 
 
 def china_today(now: datetime) -> date:

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
-from services.binding.domain import BindRequest, Holder, Status, evolve
+from services.binding.domain import BindRequest, Holder, Status, evolve, holder_stream
 from services.binding.events import (
     BindingEvent,
     BindingRejected,
@@ -25,7 +25,6 @@ from services.binding.events import (
     RejectionReason,
     binding_codec,
 )
-from services.binding.handlers import holder_stream
 from services.binding.rules import BindingKind, Method, Relation
 from services.runtime.events import EventRecord, RecordedEvent, check_schema_name
 from services.runtime.pgstore import Executor, PostgresEventStore

@@ -20,9 +20,8 @@ from services.binding.commands import (
     SignCommitmentLetter,
     SubmitMaterials,
 )
-from services.binding.domain import binding_decider
+from services.binding.domain import binding_decider, holder_stream
 from services.binding.events import Confirmation, RejectionReason, binding_codec
-from services.binding.handlers import holder_stream
 from services.binding.projections import (
     BindingViews,
     ViewStatus,
