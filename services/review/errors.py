@@ -85,3 +85,10 @@ class PolicyChecksError(ReviewError):
     message_zh: ClassVar[str] = "只有按规则审核（rules）才能设置校验项"
     message_en: ClassVar[str] = "Only the rules mode takes checks"
     field: ClassVar[str | None] = "checks"
+
+
+class CursorError(ReviewError):
+    code: ClassVar[str] = "queue.cursor"
+    message_zh: ClassVar[str] = "分页参数无效，请从第一页重新查询"
+    message_en: ClassVar[str] = "The page cursor is not valid; start again from the first page"
+    field: ClassVar[str | None] = "after"

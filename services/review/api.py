@@ -1,0 +1,217 @@
+"""The review HTTP API: reviewers' queue, cases, decisions and materials; operators' statistics
+and policies. Routes turn requests into handler and query calls; no rules live here."""
+
+# No `from __future__ import annotations`: FastAPI reads the routes' annotations at run time.
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+from uuid import NAMESPACE_URL, uuid4, uuid5
+
+from fastapi import Depends, FastAPI, Header, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from services.review.errors import (
+    CaseClaimedError,
+    CaseDecidedError,
+    CaseNotFoundError,
+    CaseWithdrawnError,
+    MaterialNotFoundError,
+)
+from services.review.events import CaseType
+from services.review.handlers import ReviewHandlers
+from services.review.queries import MAX_PAGE, ReviewViews
+from services.review.schemas import (
+    CaseView,
+    PolicyBody,
+    PolicyView,
+    QueueView,
+    RejectBody,
+    SearchBody,
+    StatsView,
+    case_view,
+    policy_view,
+    queue_view,
+    stats_view,
+)
+from services.runtime.auth import Principal, Role, configure_auth, require
+from services.runtime.decider import CommandContext, RetriesExhaustedError
+from services.runtime.errors import DomainError
+from services.runtime.http import answer, configure_errors
+
+
+@dataclass(frozen=True)
+class ReviewApi:
+    """What the routes (and the console page) need, built once by services.review.app."""
+
+    handlers: ReviewHandlers
+    views: ReviewViews
+    clock: Callable[[], datetime]
+    ready: Callable[[], Awaitable[bool]]
+
+
+def _api(request: Request) -> ReviewApi:
+    api: ReviewApi = request.app.state.review
+    return api
+
+
+Api = Annotated[ReviewApi, Depends(_api)]
+Reviewer = Annotated[Principal, Depends(require(Role.REVIEWER))]
+Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
+Correlation = Annotated[str | None, Header(alias="X-Correlation-ID", max_length=128)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
+CaseId = Annotated[str, Path(max_length=64)]
+
+
+def context(
+    clock: Callable[[], datetime], caller: Principal, corr: str | None, key: str | None = None
+) -> CommandContext:
+    """With an Idempotency-Key the command id derives from it: a retry is the same command."""
+    command_id = uuid5(NAMESPACE_URL, f"{caller.subject}/{key}") if key else uuid4()
+    return CommandContext(command_id, clock(), corr or uuid4().hex, caller.subject)
+
+
+def _routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz(api: Api) -> JSONResponse:
+        ready = await api.ready()
+        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+
+    @app.get("/cases", tags=["queue"])
+    async def queue(
+        api: Api,
+        caller: Reviewer,
+        case_type: CaseType | None = None,
+        after: Annotated[str | None, Query(max_length=256)] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
+    ) -> QueueView:
+        """Open cases in the caller's regions, oldest first (searching by ID number is POST
+        /cases/search, so the number stays out of URLs and access logs)."""
+        page = await api.views.queue(
+            caller, api.clock(), case_type=case_type, after=after, limit=limit
+        )
+        return queue_view(page)
+
+    @app.post("/cases/search", tags=["queue"])
+    async def search(body: SearchBody, api: Api, caller: Reviewer) -> QueueView:
+        """Open cases in the caller's regions of the person (holder or member) with the number."""
+        page = await api.views.search(
+            caller, body.id_number, api.clock(), case_type=body.case_type, limit=body.limit
+        )
+        return queue_view(page)
+
+    @app.get("/cases/{case_id}", tags=["cases"])
+    async def case(case_id: CaseId, api: Api, caller: Reviewer) -> CaseView:
+        return case_view(await api.handlers.case_detail(case_id, caller))
+
+    @app.post("/cases/{case_id}/claim", tags=["cases"])
+    async def claim(
+        case_id: CaseId, api: Api, caller: Reviewer, *, corr: Correlation = None,
+        key: IdempotencyKey = None,
+    ) -> CaseView:  # fmt: skip
+        await api.handlers.claim(case_id, caller, context(api.clock, caller, corr, key))
+        return await case(case_id, api, caller)
+
+    @app.post("/cases/{case_id}/approve", tags=["cases"])
+    async def approve(
+        case_id: CaseId, api: Api, caller: Reviewer, *, corr: Correlation = None,
+        key: IdempotencyKey = None,
+    ) -> CaseView:  # fmt: skip
+        await api.handlers.approve(case_id, caller, context(api.clock, caller, corr, key))
+        return await case(case_id, api, caller)
+
+    @app.post("/cases/{case_id}/reject", tags=["cases"])
+    async def reject(
+        case_id: CaseId, body: RejectBody, api: Api, caller: Reviewer, *,
+        corr: Correlation = None, key: IdempotencyKey = None,
+    ) -> CaseView:  # fmt: skip
+        ctx = context(api.clock, caller, corr, key)
+        await api.handlers.reject(case_id, caller, body.reason, body.note, ctx)
+        return await case(case_id, api, caller)
+
+    @app.get(
+        "/cases/{case_id}/materials/{sha256}",
+        tags=["cases"],
+        response_class=Response,
+        responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "application/pdf": {}}}},
+    )
+    async def material(
+        case_id: CaseId,
+        sha256: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")],
+        api: Api,
+        caller: Reviewer,
+    ) -> Response:
+        blob = await api.handlers.material(case_id, sha256, caller)
+        headers = {
+            "Content-Disposition": "inline",
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, no-store",  # household pages stay off shared caches
+        }
+        return Response(blob.data, media_type=blob.content_type, headers=headers)
+
+    @app.get("/stats", tags=["operators"])
+    async def stats(api: Api, _: Operator) -> StatsView:
+        return stats_view(await api.views.stats(api.clock()))
+
+    @app.get("/policies", tags=["operators"])
+    async def policies(api: Api, _: Operator) -> list[PolicyView]:
+        book = await api.handlers.policy_book()
+        return [policy_view(p) for _, p in sorted(book.policies.items())]
+
+    @app.put("/policies/{region}/{case_type}", tags=["operators"])
+    async def set_policy(
+        region: Annotated[str, Path(max_length=6, description="36, 3601, 360102, 360000 or *")],
+        case_type: CaseType,
+        body: PolicyBody,
+        api: Api,
+        caller: Operator,
+        *,
+        corr: Correlation = None,
+    ) -> PolicyView:
+        """Applies to cases opened from now on; open cases keep the policy they opened under."""
+        ctx = context(api.clock, caller, corr)
+        policy = await api.handlers.change_policy(
+            region, case_type, body.mode, ctx, checks=tuple(body.checks), on_failure=body.on_failure
+        )
+        return policy_view(policy)
+
+
+# Statuses other than 422 for the domain's refusals; a case outside the reviewer's regions
+# reads as not found, so its existence does not leak.
+_STATUS: dict[type[DomainError], int] = {
+    CaseNotFoundError: 404,
+    MaterialNotFoundError: 404,
+    CaseDecidedError: 409,
+    CaseWithdrawnError: 409,
+    CaseClaimedError: 409,
+}
+_BUSY = ("该审核业务正在被处理，请稍后重试", "The case is busy; try again")  # noqa: RUF001
+
+
+async def _busy(_: Request, exc: Exception) -> JSONResponse:
+    return answer(409, "case.busy", None, _BUSY)
+
+
+def create_app(
+    jwt_secret: str, open_api: Callable[[], AbstractAsyncContextManager[ReviewApi]]
+) -> FastAPI:
+    """The app; `open_api` builds the dependencies when it starts and closes them at the end."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_api() as api:
+            app.state.review = api
+            yield
+
+    app = FastAPI(title="qinqing review", version="1", lifespan=lifespan)
+    configure_auth(app, jwt_secret)
+    configure_errors(app, _STATUS)
+    app.add_exception_handler(RetriesExhaustedError, _busy)
+    _routes(app)
+    return app

@@ -1,0 +1,123 @@
+"""Review service wiring: its settings, the dependencies built once at start-up, the app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from uuid import uuid4
+
+import asyncpg
+import uvicorn
+from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
+from pydantic import Field
+
+from services.review.api import ReviewApi, create_app
+from services.review.consumers import binding_consumer, identity_consumer
+from services.review.handlers import ReviewDeps, ReviewHandlers
+from services.review.projections import CaseTable
+from services.review.queries import ReviewViews
+from services.runtime.auth import jwt_secret
+from services.runtime.blobs import PostgresBlobStore
+from services.runtime.consumer import BrokerDeadLetters, PostgresInbox
+from services.runtime.db import create_pool
+from services.runtime.decider import CommandContext
+from services.runtime.logging import configure_logging
+from services.runtime.pgstore import GroupCommitEventStore
+from services.runtime.pii import lookup_key
+from services.runtime.projection import ProjectionRunner
+from services.runtime.settings import Settings
+from services.runtime.workers import Job, background, periodic
+
+SERVICE = SCHEMA = "review"
+
+
+class ReviewSettings(Settings):
+    # A case open longer than this is escalated (ReviewCaseEscalated) for the operators.
+    review_escalate_after_hours: float = Field(default=48, gt=0)
+    review_escalation_interval_s: float = Field(default=60.0, gt=0)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def make_views(settings: Settings, pool: asyncpg.Pool, schema: str = SCHEMA) -> ReviewViews:
+    return ReviewViews(pool, schema, lookup_key(settings))
+
+
+def make_handlers(
+    settings: ReviewSettings, pool: asyncpg.Pool, schema: str = SCHEMA
+) -> ReviewHandlers:
+    """The use cases over PostgreSQL; the one place their dependencies are built."""
+    return ReviewHandlers(
+        ReviewDeps(
+            GroupCommitEventStore(pool, schema),
+            PostgresBlobStore(pool),
+            make_views(settings, pool, schema),
+            escalate_after=timedelta(hours=settings.review_escalate_after_hours),
+        )
+    )
+
+
+async def database_ready(pool: asyncpg.Pool, schema: str) -> bool:
+    """The database answers and the service's schema is migrated."""
+    try:
+        found = await pool.fetchval(
+            "SELECT to_regclass($1) IS NOT NULL", f"{schema}.cases", timeout=2
+        )
+    except (asyncpg.PostgresError, OSError, TimeoutError):
+        return False
+    return bool(found)
+
+
+def escalation(handlers: ReviewHandlers, interval_s: float) -> Job:
+    async def tick() -> None:
+        ctx = CommandContext(uuid4(), utc_now(), "review-escalation", "review-timer")
+        await handlers.escalate_overdue(ctx)
+
+    return periodic(tick, interval_s, "review escalation")
+
+
+@asynccontextmanager
+async def running(settings: ReviewSettings, schema: str = SCHEMA) -> AsyncIterator[ReviewApi]:
+    """Pool, stores, handlers, the consumers of binding's and identity's topics, the case
+    table projection, the escalation timer, and the relay and sealer of the review log."""
+    pool = await create_pool(settings)
+    broker = KafkaBroker(settings.kafka_bootstrap_servers)
+    try:
+        handlers = make_handlers(settings, pool, schema)
+        inbox, dead_letters = PostgresInbox(pool, schema), BrokerDeadLetters(broker)
+        consumers = {
+            "binding": binding_consumer(handlers, inbox, dead_letters, utc_now),
+            "identity": identity_consumer(schema, inbox, dead_letters),
+        }
+        for source, consumer in consumers.items():
+            group = settings.group_id(consumer.name)
+            consumer.subscribe(broker, settings.topic(source), group_id=group)
+        cases = ProjectionRunner(pool, schema, CaseTable(schema))
+        jobs = {
+            "escalation": escalation(handlers, settings.review_escalation_interval_s),
+            "cases": cases.run,
+        }
+        async with background(settings, pool, schema, SERVICE, more=jobs):
+            await broker.start()
+            try:
+                views = make_views(settings, pool, schema)
+                yield ReviewApi(handlers, views, utc_now, partial(database_ready, pool, schema))
+            finally:
+                await broker.stop()
+    finally:
+        await pool.close()
+
+
+def build_app(settings: ReviewSettings, *, schema: str = SCHEMA) -> FastAPI:
+    return create_app(jwt_secret(settings), partial(running, settings, schema))
+
+
+def serve(settings: ReviewSettings, host: str, port: int) -> None:
+    configure_logging(settings.log_level, settings.log_json)
+    # uvicorn's access log has method, path and status only: never a body.
+    uvicorn.run(build_app(settings), host=host, port=port, log_config=None)

@@ -1,0 +1,224 @@
+"""The reviewers' queue (by region, oldest first, searchable by ID number), operators' queue
+statistics, and the escalation timer's overdue cases: queries on the case table."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from services.identity.id_number import normalise
+from services.review.errors import CursorError
+from services.review.events import CaseType, Check
+from services.review.policy import region_prefix
+from services.runtime.auth import Principal
+from services.runtime.events import check_schema_name
+from services.runtime.pii import lookup_hash
+
+MAX_PAGE = 100
+_COLUMNS = (
+    "case_id, case_type, region, holder, member, opened_at, claimed_by, escalated_at, failed_checks"
+)
+_LEVEL = {2: "province", 4: "city", 6: "region"}  # a region prefix's length -> its column
+_START = (datetime.fromisoformat("0001-01-01T00:00:00+00:00"), "")
+
+
+def mask_pseudonym(pseudonym: str) -> str:
+    """Enough to tell two persons apart on a screen, not enough to look one up."""
+    return pseudonym if len(pseudonym) <= 10 else f"{pseudonym[:6]}…{pseudonym[-4:]}"
+
+
+def reviewer_prefixes(reviewer: Principal) -> list[str]:
+    """The region prefixes a reviewer covers, without those inside another of theirs."""
+    prefixes = sorted({region_prefix(r) for r in reviewer.regions}, key=len)
+    kept: list[str] = []
+    for prefix in prefixes:
+        if not any(prefix.startswith(k) for k in kept):
+            kept.append(prefix)
+    return kept
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    case_id: str
+    case_type: CaseType
+    region: str
+    holder: str  # masked pseudonyms
+    member: str
+    opened_at: datetime
+    age: timedelta
+    claimed_by: str | None
+    escalated: bool
+    failed_checks: tuple[Check, ...]
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    items: list[QueueItem]
+    next_after: str | None  # pass as `after` for the next page; None on the last one
+
+
+@dataclass(frozen=True)
+class RegionStats:
+    region: str
+    open_cases: int
+    escalated: int
+    oldest_opened_at: datetime
+    oldest_age: timedelta
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    regions: list[RegionStats]
+    open_cases: int
+    decisions_last_hour: int
+    automatic_last_hour: int  # of those, by a policy
+
+
+def encode_cursor(opened_at: datetime, case_id: str) -> str:
+    raw = json.dumps([opened_at.isoformat(), case_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        at, case_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(at), str(case_id)
+    except (ValueError, TypeError, binascii.Error):
+        raise CursorError from None
+
+
+class ReviewViews:
+    """Queries on `<schema>.cases` and `<schema>.person_lookups` (migration 0001)."""
+
+    def __init__(self, pool: asyncpg.Pool, schema: str, lookup_key: bytes) -> None:
+        self.pool, self.schema, self.lookup_key = pool, check_schema_name(schema), lookup_key
+
+    async def queue(
+        self,
+        reviewer: Principal,
+        now: datetime,
+        *,
+        case_type: CaseType | None = None,
+        after: str | None = None,
+        limit: int = 20,
+    ) -> QueuePage:
+        """Open cases in the reviewer's regions, oldest first; `after` is a page's next_after."""
+        limit = max(1, min(limit, MAX_PAGE))
+        at, case_id = _START if after is None else decode_cursor(after)
+        prefixes = reviewer_prefixes(reviewer)
+        if not prefixes:
+            return QueuePage([], None)
+        # One index range per prefix, each read in order and cut at the page size, then merged.
+        parts = [
+            f"(SELECT {_COLUMNS} FROM {self.schema}.cases"
+            f" WHERE status = 'open' AND {_LEVEL[len(prefix)]} = ${n + 5}"
+            "   AND ($1::text IS NULL OR case_type = $1)"
+            "   AND (opened_at, case_id) > ($2, $3)"
+            " ORDER BY opened_at, case_id LIMIT $4)"
+            for n, prefix in enumerate(prefixes)
+        ]
+        merged = " UNION ALL ".join(parts)
+        sql = f"SELECT * FROM ({merged}) AS q ORDER BY opened_at, case_id LIMIT $4"
+        args = (case_type, at, case_id, limit + 1, *prefixes)
+        rows = await self.pool.fetch(sql, *args)
+        return _page(rows, now, limit)
+
+    async def search(
+        self,
+        reviewer: Principal,
+        id_number: str,
+        now: datetime,
+        *,
+        case_type: CaseType | None = None,
+        limit: int = 20,
+    ) -> QueuePage:
+        """Open cases in the reviewer's regions of the person with this ID number (as holder
+        or member), found through its keyed hash: the number itself is never stored."""
+        digest = lookup_hash(self.lookup_key, normalise(id_number))
+        prefixes = reviewer_prefixes(reviewer)
+        by_level = {
+            column: [p for p in prefixes if len(p) == length] for length, column in _LEVEL.items()
+        }
+        rows = await self.pool.fetch(
+            f"WITH persons AS (SELECT pseudonym FROM {self.schema}.person_lookups"
+            "                  WHERE id_lookup = $1)"
+            f" SELECT {_COLUMNS} FROM {self.schema}.cases"
+            " WHERE status = 'open'"
+            "   AND (holder IN (SELECT pseudonym FROM persons)"
+            "        OR member IN (SELECT pseudonym FROM persons))"
+            "   AND (province = ANY($2) OR city = ANY($3) OR region = ANY($4))"
+            "   AND ($5::text IS NULL OR case_type = $5)"
+            " ORDER BY opened_at, case_id LIMIT $6",
+            digest,
+            by_level["province"],
+            by_level["city"],
+            by_level["region"],
+            case_type,
+            max(1, min(limit, MAX_PAGE)),
+        )
+        return QueuePage([_item(r, now) for r in rows], None)
+
+    async def stats(self, now: datetime) -> QueueStats:
+        """Open cases, escalated ones and the oldest per region; decisions in the last hour."""
+        rows = await self.pool.fetch(
+            "SELECT region, count(*) AS open_cases, min(opened_at) AS oldest,"
+            " count(*) FILTER (WHERE escalated_at IS NOT NULL) AS escalated"
+            f" FROM {self.schema}.cases WHERE status = 'open' GROUP BY region ORDER BY region"
+        )
+        decided = await self.pool.fetchrow(
+            "SELECT count(*) AS decisions,"
+            " count(*) FILTER (WHERE closed_by LIKE 'policy:%') AS automatic"
+            f" FROM {self.schema}.cases WHERE closed_by IS NOT NULL AND closed_at > $1",
+            now - timedelta(hours=1),
+        )
+        assert decided is not None
+        regions = [
+            RegionStats(
+                r["region"], r["open_cases"], r["escalated"], r["oldest"], now - r["oldest"]
+            )
+            for r in rows
+        ]
+        return QueueStats(
+            regions,
+            sum(r.open_cases for r in regions),
+            decided["decisions"],
+            decided["automatic"],
+        )
+
+    async def overdue(self, opened_before: datetime, limit: int) -> list[str]:
+        """Open, not yet escalated cases opened before the cutoff, oldest first."""
+        rows = await self.pool.fetch(
+            f"SELECT case_id FROM {self.schema}.cases"
+            " WHERE status = 'open' AND escalated_at IS NULL AND opened_at <= $1"
+            " ORDER BY opened_at LIMIT $2",
+            opened_before,
+            limit,
+        )
+        return [r["case_id"] for r in rows]
+
+
+def _item(row: asyncpg.Record, now: datetime) -> QueueItem:
+    return QueueItem(
+        case_id=row["case_id"],
+        case_type=CaseType(row["case_type"]),
+        region=row["region"],
+        holder=mask_pseudonym(row["holder"]),
+        member=mask_pseudonym(row["member"]),
+        opened_at=row["opened_at"],
+        age=max(now - row["opened_at"], timedelta(0)),
+        claimed_by=row["claimed_by"],
+        escalated=row["escalated_at"] is not None,
+        failed_checks=tuple(Check(c) for c in row["failed_checks"]),
+    )
+
+
+def _page(rows: list[asyncpg.Record], now: datetime, limit: int) -> QueuePage:
+    items = [_item(r, now) for r in rows[:limit]]
+    more = len(rows) > limit
+    last = items[-1] if items and more else None
+    return QueuePage(items, None if last is None else encode_cursor(last.opened_at, last.case_id))
