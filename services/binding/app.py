@@ -11,7 +11,6 @@ from uuid import uuid4
 import asyncpg
 import uvicorn
 from fastapi import FastAPI
-from faststream.kafka import KafkaBroker
 from pydantic import Field
 
 from services.binding.api import BindingApi, create_app
@@ -21,7 +20,7 @@ from services.binding.projections import BindingViews
 from services.binding.tables import BindingTables
 from services.runtime.auth import jwt_secret
 from services.runtime.blobs import PostgresBlobStore
-from services.runtime.consumer import BrokerDeadLetters, PostgresInbox
+from services.runtime.consumer import BrokerDeadLetters, PostgresInbox, service_broker
 from services.runtime.db import create_pool
 from services.runtime.decider import CommandContext
 from services.runtime.logging import configure_logging
@@ -85,7 +84,7 @@ async def running(settings: BindingSettings, schema: str = SCHEMA) -> AsyncItera
     """Pool, stores, handlers, the consumers of identity's and review's topics, the expiry
     timer, the family view projection, and the relay and sealer of the binding log."""
     pool = await create_pool(settings)
-    broker = KafkaBroker(settings.kafka_bootstrap_servers)
+    broker = service_broker(settings.kafka_bootstrap_servers)
     try:
         handlers = make_handlers(settings, pool, schema)
         tables = handlers.deps.tables

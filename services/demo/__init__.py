@@ -44,8 +44,9 @@ def demo_command(
     their HTTP APIs: exit 0 only if every expected outcome happened."""
     settings = Settings()
     configure_logging("INFO" if verbose else "ERROR", settings.log_json)
-    if not verbose:
-        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    if not verbose:  # the story only; the libraries' own loggers are not structlog's
+        for name in ("aiokafka", "faststream", "faststream.access.kafka", "uvicorn.error"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         endpoints = ensure_up(settings, say=say)
     except InfraError as exc:

@@ -20,6 +20,9 @@ from services.binding.forms import mask_name
 from services.identity.id_number import check_char, mask_id_number
 
 NANCHANG_DISTRICT = "360102"  # 南昌市东湖区, Jiangxi: where the whole family is insured
+# Where the ID number was issued (南昌县): a code that existed in every birth year of the cast,
+# unlike 360102, which the region database knows only from the 1980s on.
+ID_REGION = "360121"
 FONT = "STSong-Light"
 
 
@@ -33,7 +36,7 @@ class Person:
     def id_number(self, rng: random.Random) -> str:
         """A valid number (region, birth date, sequence, check character) unique to the run."""
         sequence = rng.randrange(0, 499) * 2 + (0 if self.female else 1)
-        body = f"{NANCHANG_DISTRICT}{self.birth_date:%Y%m%d}{sequence:03d}"
+        body = f"{ID_REGION}{self.birth_date:%Y%m%d}{sequence:03d}"
         return body + check_char(body)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -415,7 +416,8 @@ class Scenario:
                 break
             await asyncio.sleep(0.1)
         self.say("\n我的家庭成员 — the family view (GET /family, from the projection):")
-        self.say(f"  {'member':<22}{'relation':<10}{'kind':<10}{'status':<20}{'since (UTC)':<20}")
+        header = ("member", "relation", "kind", "status", "since (UTC)")
+        self.say("  " + "".join(_pad(h, w) for h, w in zip(header, _WIDTHS, strict=True)))
         for row in rows:
             relation = RELATION_ZH.get(Relation(row["relation"]), "?") if row["relation"] else "?"
             status = row["status"] + (
@@ -424,7 +426,8 @@ class Scenario:
             since = row["since"][:19].replace("T", " ")
             who = self.labels.get(row["member"], row["member"][:12])
             kind = KIND_ZH[BindingKind(row["kind"])]
-            self.say(f"  {who:<20}{relation:<8}{kind:<8}{status:<20}{since:<20}")
+            cells = (who, relation, kind, status, since)
+            self.say("  " + "".join(_pad(c, w) for c, w in zip(cells, _WIDTHS, strict=True)))
         self.expect(shown == expected, "the family view shows every outcome")
 
     def where_to_read(self) -> None:
@@ -438,6 +441,15 @@ class Scenario:
             f" --bootstrap-server {self.stack.kafka} --topic {ns}.binding.v1 --from-beginning"
             " --property print.key=true --property print.headers=true"
         )
+
+
+_WIDTHS = (22, 12, 12, 24, 20)
+
+
+def _pad(text: str, width: int) -> str:
+    """Left-justify counting CJK characters as two columns, as terminals show them."""
+    shown = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    return text + " " * max(1, width - shown)
 
 
 def _waits(answer: dict[str, Any]) -> str:

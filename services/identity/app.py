@@ -11,7 +11,6 @@ from uuid import uuid4
 import asyncpg
 import uvicorn
 from fastapi import FastAPI
-from faststream.kafka import KafkaBroker
 from pydantic import Field, SecretStr
 
 from services.identity.api import IdentityApi, create_app
@@ -21,7 +20,7 @@ from services.identity.handlers import IdentityDeps, IdentityHandlers
 from services.identity.password import LockoutPolicy, make_hasher
 from services.identity.tables import PostgresIdentityTables
 from services.runtime.auth import jwt_secret
-from services.runtime.consumer import BrokerDeadLetters, PostgresInbox
+from services.runtime.consumer import BrokerDeadLetters, PostgresInbox, service_broker
 from services.runtime.db import create_pool
 from services.runtime.decider import CommandContext
 from services.runtime.logging import configure_logging, get_logger
@@ -109,7 +108,7 @@ async def running(
     # The simulator stands in for the provider until a real adapter exists; a real provider
     # answers through the signed callback.
     provider = simulator or FaceSimulator(utc_now)
-    broker = KafkaBroker(settings.kafka_bootstrap_servers)
+    broker = service_broker(settings.kafka_bootstrap_servers)
     try:
         handlers = make_handlers(settings, pool, provider, schema)
         inbox, dead_letters = PostgresInbox(pool, schema), BrokerDeadLetters(broker)

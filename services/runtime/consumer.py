@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, cast
@@ -276,3 +277,10 @@ class InboxConsumer:
 
         subscriber(on_message)
         return subscriber
+
+
+def service_broker(bootstrap_servers: str) -> KafkaBroker:
+    """The broker a service consumes with. FastStream's per-message "Received"/"Processed"
+    lines go to DEBUG: at INFO they would outnumber every other log line of a busy service;
+    the outcomes that matter (dead letters, redeliveries) are logged by InboxConsumer."""
+    return KafkaBroker(bootstrap_servers, log_level=logging.DEBUG)
