@@ -51,30 +51,6 @@ async def kafka_preflight(bootstrap: str) -> None:
             await admin.close()
 
 
-async def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: PLC0415
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(name=n, num_partitions=partitions, replication_factor=1) for n in names]
-        )
-    finally:
-        await admin.close()
-
-
-async def delete_topics(bootstrap: str, names: list[str]) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics(names)
-    finally:
-        await admin.close()
-
-
 def producer_perf(bootstrap: str, topic: str, records: int) -> dict[str, float]:
     """Kafka's own ProducerPerformance: 1 KB records, acks=all, unthrottled; its summary line.
 

@@ -12,10 +12,11 @@ from typing import Any
 import asyncpg
 
 from services.bench.common import STREAM_TYPES, BenchConfig, BenchError, Say, figure, now, pad, rate
-from services.bench.kafka import create_topics, delete_topics, producer_perf
+from services.bench.kafka import producer_perf
 from services.runtime.events import NewEvent
 from services.runtime.pgstore import PostgresEventStore
 from services.runtime.settings import Settings
+from services.runtime.topics import delete_topics, ensure_topics
 from services.runtime.workers import outbox_relay
 
 LOAD_WRITERS = 4
@@ -103,7 +104,7 @@ async def relay_figure(
     perf_topic = f"{schema}.producer_perf"
     topics = [harness.topic, perf_topic]
     try:
-        await create_topics(bootstrap, topics, cfg.topic_partitions)
+        await ensure_topics(bootstrap, topics, cfg.topic_partitions)
     except Exception as exc:
         raise BenchError(f"Kafka at {bootstrap}: cannot create topics ({exc})") from exc
     perf_runs: list[dict[str, float]] = []

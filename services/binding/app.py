@@ -28,6 +28,7 @@ from services.runtime.pgstore import GroupCommitEventStore
 from services.runtime.pii import lookup_key
 from services.runtime.projection import ProjectionRunner
 from services.runtime.settings import Settings
+from services.runtime.topics import ensure_topics
 from services.runtime.workers import Job, background, periodic
 
 SERVICE = SCHEMA = "binding"
@@ -102,6 +103,8 @@ async def running(settings: BindingSettings, schema: str = SCHEMA) -> AsyncItera
             "views": views.run,
         }
         async with background(settings, pool, schema, SERVICE, more=jobs):
+            topics = [settings.topic(s) for s in (SERVICE, *consumers)]
+            await ensure_topics(settings.kafka_bootstrap_servers, topics)
             await broker.start()
             try:
                 yield BindingApi(

@@ -27,6 +27,7 @@ from services.runtime.logging import configure_logging, get_logger
 from services.runtime.pgstore import GroupCommitEventStore
 from services.runtime.pii import PostgresKeyVault, lookup_key, master_key
 from services.runtime.settings import Settings
+from services.runtime.topics import ensure_topics
 from services.runtime.workers import Job, background, periodic
 
 SERVICE = SCHEMA = "identity"
@@ -118,6 +119,8 @@ async def running(
         )
         expiry = {"face-expiry": face_expiry(handlers, settings.face_expiry_interval_s)}
         async with background(settings, pool, schema, SERVICE, more=expiry):
+            topics = [settings.topic(s) for s in (SERVICE, "binding")]
+            await ensure_topics(settings.kafka_bootstrap_servers, topics)
             await broker.start()
             try:
                 yield IdentityApi(handlers, utc_now, secret, partial(database_ready, pool, schema))

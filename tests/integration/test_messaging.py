@@ -13,7 +13,6 @@ from uuid import UUID
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from cloudevents.core.bindings import kafka as ce_kafka
 from faststream.kafka import KafkaBroker
 
@@ -25,6 +24,7 @@ from services.runtime.kafka_codec import from_record, to_record
 from services.runtime.migrate import migrate, service_migrations
 from services.runtime.pgstore import PostgresEventStore
 from services.runtime.relay import OutboxRelay, ProducerSettings, kafka_producer
+from services.runtime.topics import ensure_topics
 from tests.conftest import LocalBroker
 
 pytestmark = pytest.mark.integration
@@ -82,12 +82,7 @@ def effect_writer(
 
 
 async def create_topics(bootstrap: str, *names: str, partitions: int = 3) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
-    finally:
-        await admin.close()
+    await ensure_topics(bootstrap, names, partitions)
 
 
 async def read_topic(
