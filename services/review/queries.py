@@ -113,7 +113,15 @@ class ReviewViews:
         prefixes = reviewer_prefixes(reviewer)
         if not prefixes:
             return QueuePage([], None)
-        # One index range per prefix, each read in order and cut at the page size, then merged.
+        sql = self.queue_sql(prefixes)
+        args = (case_type, at, case_id, limit + 1, *prefixes)
+        rows = await self.pool.fetch(sql, *args)
+        return _page(rows, now, limit)
+
+    def queue_sql(self, prefixes: list[str]) -> str:
+        """The queue query for these prefixes: $1 case type or NULL, $2/$3 the cursor, $4 the
+        page size plus one, then one region prefix each. Every prefix is one ordered index
+        range, cut at the page size; the ranges are merged."""
         parts = [
             f"(SELECT {_COLUMNS} FROM {self.schema}.cases"
             f" WHERE status = 'open' AND {_LEVEL[len(prefix)]} = ${n + 5}"
@@ -123,10 +131,7 @@ class ReviewViews:
             for n, prefix in enumerate(prefixes)
         ]
         merged = " UNION ALL ".join(parts)
-        sql = f"SELECT * FROM ({merged}) AS q ORDER BY opened_at, case_id LIMIT $4"
-        args = (case_type, at, case_id, limit + 1, *prefixes)
-        rows = await self.pool.fetch(sql, *args)
-        return _page(rows, now, limit)
+        return f"SELECT * FROM ({merged}) AS q ORDER BY opened_at, case_id LIMIT $4"
 
     async def search(
         self,
@@ -144,17 +149,21 @@ class ReviewViews:
         by_level = {
             column: [p for p in prefixes if len(p) == length] for length, column in _LEVEL.items()
         }
+        persons = [
+            r["pseudonym"]
+            for r in await self.pool.fetch(
+                f"SELECT pseudonym FROM {self.schema}.person_lookups WHERE id_lookup = $1", digest
+            )
+        ]
+        if not persons:
+            return QueuePage([], None)
         rows = await self.pool.fetch(
-            f"WITH persons AS (SELECT pseudonym FROM {self.schema}.person_lookups"
-            "                  WHERE id_lookup = $1)"
-            f" SELECT {_COLUMNS} FROM {self.schema}.cases"
-            " WHERE status = 'open'"
-            "   AND (holder IN (SELECT pseudonym FROM persons)"
-            "        OR member IN (SELECT pseudonym FROM persons))"
+            f"SELECT {_COLUMNS} FROM {self.schema}.cases"
+            " WHERE status = 'open' AND (holder = ANY($1) OR member = ANY($1))"
             "   AND (province = ANY($2) OR city = ANY($3) OR region = ANY($4))"
             "   AND ($5::text IS NULL OR case_type = $5)"
             " ORDER BY opened_at, case_id LIMIT $6",
-            digest,
+            persons,
             by_level["province"],
             by_level["city"],
             by_level["region"],
