@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from services.binding.app import BindingSettings, serve
+from services.binding.app import SCHEMA, BindingSettings, serve
 
 binding_app = typer.Typer(no_args_is_help=True, help="The binding service.")
 
@@ -15,6 +15,7 @@ binding_app = typer.Typer(no_args_is_help=True, help="The binding service.")
 def serve_command(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8102,
+    schema: Annotated[str, typer.Option(help="The service's PostgreSQL schema.")] = SCHEMA,
 ) -> None:
     """Serve the API, consume identity's and review's topics, relay the binding log."""
-    serve(BindingSettings(), host, port)
+    serve(BindingSettings(), host, port, schema)

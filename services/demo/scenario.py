@@ -81,7 +81,10 @@ class Scenario:
 
     @property
     def me(self) -> dict[str, str]:
-        return self._token(Role.INSURED, self.pseudonyms["holder"])
+        return self.as_insured("holder")
+
+    def as_insured(self, role: str) -> dict[str, str]:
+        return self._token(Role.INSURED, self.pseudonyms[role])
 
     def url(self, service: str, path: str) -> str:
         return f"{self.stack.urls[service]}{path}"
@@ -96,29 +99,28 @@ class Scenario:
 
     # ---------------------------------------------------------------------------- identity
 
+    async def register(self, person: Person) -> str:
+        """Register `person` through identity's API (as an operator); their pseudonym."""
+        operator = self._token(Role.OPERATOR, "demo-operator")
+        for _ in range(20):  # a made-up number may exist from an earlier run: draw again
+            number = person.id_number(self.rng)
+            body = {"name": person.name, "id_number": number, "insured_place": NANCHANG_DISTRICT}
+            answer = await self.http.post(
+                self.url("identity", "/persons"), json=body, headers=operator
+            )
+            if answer.status_code != 409:
+                break
+        if answer.status_code != 201:
+            raise DemoFailedError(f"registering the {person.role}: {answer.status_code}")
+        pseudonym: str = answer.json()["pseudonym"]
+        self.pseudonyms[person.role], self.id_numbers[person.role] = pseudonym, number
+        self.labels[pseudonym] = f"{mask_name(person.name)} ({person.role})"
+        return pseudonym
+
     async def register_everyone(self) -> None:
         self.say("0. 参保人登记 Registering the family in the identity service (made-up people)")
-        operator = self._token(Role.OPERATOR, "demo-operator")
         for person in (self.holder, *self.cast.values()):
-            for _ in range(20):  # a made-up number may exist from an earlier run: draw again
-                number = person.id_number(self.rng)
-                body = {
-                    "name": person.name,
-                    "id_number": number,
-                    "insured_place": NANCHANG_DISTRICT,
-                }
-                answer = await self.http.post(
-                    self.url("identity", "/persons"), json=body, headers=operator
-                )
-                if answer.status_code != 409:
-                    break
-            if answer.status_code != 201:
-                raise DemoFailedError(
-                    f"registering the {person.role}: {answer.status_code} {answer.text}"
-                )
-            pseudonym = answer.json()["pseudonym"]
-            self.pseudonyms[person.role], self.id_numbers[person.role] = pseudonym, number
-            self.labels[pseudonym] = f"{mask_name(person.name)} ({person.role})"
+            pseudonym = await self.register(person)
             age = age_on(person.birth_date, self.today)
             self.say(
                 f"   {mask_name(person.name):<4} {person.role:<11} age {age:>2} → {pseudonym[:12]}…"
@@ -126,16 +128,17 @@ class Scenario:
 
     # ---------------------------------------------------------------------------- binding
 
-    async def bind(self, form: dict[str, Any]) -> dict[str, Any]:
+    async def bind(self, form: dict[str, Any], holder: str = "holder") -> dict[str, Any]:
         """POST /bindings; while identity's registrations are still on their way to binding
         (409 holder_unknown / 422 person_not_found) the same request is sent again."""
         key = uuid4().hex
+        headers = {**self.as_insured(holder), "Idempotency-Key": key}
         deadline = time.monotonic() + WAIT_S
         while True:
             answer = await self.http.post(
                 self.url("binding", "/bindings"),
                 json=form,
-                headers={**self.me, "Idempotency-Key": key},
+                headers=headers,
             )
             code = answer.json().get("code") if answer.status_code >= 400 else None
             if (

@@ -68,9 +68,11 @@ async def running_stack(
     namespace: str = "qinqing",
     schemas: dict[str, str] | None = None,
     face_latency_s: float = 0.5,
+    only: tuple[str, ...] = SERVICES,
     **more_settings: Any,
 ) -> AsyncIterator[Stack]:
-    """Migrate, then serve identity, binding and review until the block ends."""
+    """Migrate, then serve identity, binding and review (or `only` some: a test runs one in a
+    process of its own) until the block ends."""
     schemas = schemas or {s: s for s in SERVICES}
     await migrate_stack(database_url, schemas)
     common: dict[str, Any] = {
@@ -90,7 +92,7 @@ async def running_stack(
     served: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
     urls: dict[str, str] = {}
     try:
-        for name, make in apps.items():
+        for name, make in ((n, m) for n, m in apps.items() if n in only):
             server, task, port = await _serve(make())
             served.append((server, task))
             urls[name] = f"http://127.0.0.1:{port}"
