@@ -14,8 +14,9 @@ from contracts import binding
 from contracts.envelope import Envelope, event_type
 from services.binding.events import MaterialRef
 from services.binding.rules import BindingKind, Relation
+from services.review.domain import NewCase
 from services.review.events import CaseType, WithdrawalCause
-from services.review.handlers import NewCase, ReviewHandlers
+from services.review.handlers import ReviewHandlers
 from services.review.projections import PersonLookups
 from services.runtime.consumer import DeadLetters, Inbox, InboxConsumer
 from services.runtime.decider import CommandContext

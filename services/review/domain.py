@@ -91,7 +91,9 @@ class Case:
 
 
 @dataclass(frozen=True)
-class OpenCase:
+class NewCase:
+    """A request that needs review, as the requesting service described it."""
+
     case_type: CaseType
     request_id: str
     region: str
@@ -100,6 +102,11 @@ class OpenCase:
     kind: BindingKind | None
     relation: Relation | None
     materials: tuple[MaterialRef, ...]
+
+
+@dataclass(frozen=True)
+class OpenCase:
+    new: NewCase
     policy: Policy  # the one in force for the region and type when the case opens
     at: datetime
 
@@ -204,38 +211,38 @@ def _withdraw(state: Case | None, cause: WithdrawalCause, at: datetime) -> Seque
 
 
 def _open(command: OpenCase) -> Sequence[CaseEvent]:
-    if not _REGION.fullmatch(command.region):
+    new, policy, at = command.new, command.policy, command.at
+    if not _REGION.fullmatch(new.region):
         raise CaseRegionError
-    policy = command.policy
-    submission = Submission(command.case_type, command.kind, command.relation, command.materials)
+    submission = Submission(new.case_type, new.kind, new.relation, new.materials)
     failed = failed_checks(policy, submission) if policy.mode is ReviewMode.RULES else ()
     opened = ReviewCaseOpened(
-        case_id=case_id_for(command.case_type, command.request_id),
-        case_type=command.case_type,
-        request_id=command.request_id,
-        region=command.region,
-        holder=command.holder,
-        member=command.member,
-        kind=command.kind,
-        relation=command.relation,
-        materials=command.materials,
+        case_id=case_id_for(new.case_type, new.request_id),
+        case_type=new.case_type,
+        request_id=new.request_id,
+        region=new.region,
+        holder=new.holder,
+        member=new.member,
+        kind=new.kind,
+        relation=new.relation,
+        materials=new.materials,
         policy_id=policy.policy_id,
         policy_version=policy.version,
         mode=policy.mode,
         failed_checks=failed,
-        opened_at=command.at,
+        opened_at=at,
     )
     match policy.mode:
         case ReviewMode.MANUAL:
             return [opened]
         case ReviewMode.AUTO_APPROVE:
-            return [opened, _approved(opened, policy.decided_by, command.at)]
+            return [opened, _approved(opened, policy.decided_by, at)]
         case ReviewMode.RULES:
             if not failed:
-                return [opened, _approved(opened, policy.decided_by, command.at)]
+                return [opened, _approved(opened, policy.decided_by, at)]
             if policy.on_failure is OnFailure.REJECT:
                 reason = CHECK_REASON[failed[0]]
-                return [opened, _rejected(opened, reason, "", policy.decided_by, command.at)]
+                return [opened, _rejected(opened, reason, "", policy.decided_by, at)]
             return [opened]  # left to a reviewer, who sees the failed checks
         case _:
             assert_never(policy.mode)

@@ -10,12 +10,12 @@ from typing import Protocol
 from uuid import NAMESPACE_URL, uuid5
 
 from services.binding.events import MaterialRef
-from services.binding.rules import BindingKind, Relation
 from services.review.domain import (
     ApproveCase,
     Case,
     ClaimCase,
     EscalateCase,
+    NewCase,
     OpenCase,
     RejectCase,
     WithdrawCase,
@@ -57,20 +57,6 @@ class ReviewDeps:
     overdue: OverdueCases
     escalate_after: timedelta = timedelta(hours=48)
     escalation_batch: int = 100
-
-
-@dataclass(frozen=True)
-class NewCase:
-    """A request that needs review, as the requesting service described it."""
-
-    case_type: CaseType
-    request_id: str
-    region: str
-    holder: str
-    member: str
-    kind: BindingKind | None
-    relation: Relation | None
-    materials: tuple[MaterialRef, ...]
 
 
 @dataclass(frozen=True)
@@ -133,10 +119,7 @@ class ReviewHandlers:
     async def open_case(self, new: NewCase, ctx: CommandContext) -> Case:
         """Open the case under the policy in force now; a repeat opens nothing new."""
         policy = (await self.policy_book()).applying_to(new.region, new.case_type)
-        command = OpenCase(
-            new.case_type, new.request_id, new.region, new.holder, new.member, new.kind,
-            new.relation, new.materials, policy, ctx.now,
-        )  # fmt: skip
+        command = OpenCase(new, policy, ctx.now)
         case_id = case_id_for(new.case_type, new.request_id)
         return _known((await self.cases.handle(case_stream(case_id), command, ctx)).state)
 

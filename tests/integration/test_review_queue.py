@@ -12,8 +12,9 @@ from uuid import uuid4
 import asyncpg
 import pytest
 
+from services.review.domain import NewCase
 from services.review.events import CaseType, RejectionReason, ReviewMode
-from services.review.handlers import NewCase, ReviewDeps, ReviewHandlers
+from services.review.handlers import ReviewDeps, ReviewHandlers
 from services.review.projections import CaseTable
 from services.review.queries import ReviewViews, reviewer_prefixes
 from services.runtime.auth import Principal, Role

@@ -7,7 +7,7 @@ from typing import Any
 
 from services.binding.events import MaterialRef, MaterialRole
 from services.binding.rules import BindingKind, Relation
-from services.review.domain import OpenCase, case_id_for
+from services.review.domain import NewCase, OpenCase, case_id_for
 from services.review.events import CaseType, ReviewCaseOpened, ReviewMode
 from services.review.policy import Policy, default_policy
 from services.runtime.auth import Principal, Role
@@ -36,7 +36,7 @@ MATERIALS = (
 )
 
 
-def open_case(policy: Policy | None = None, **over: Any) -> OpenCase:
+def open_case(policy: Policy | None = None, at: datetime = NOW, **over: Any) -> OpenCase:
     fields: dict[str, Any] = {
         "case_type": CaseType.MEMBER_BINDING,
         "request_id": REQUEST,
@@ -46,10 +46,8 @@ def open_case(policy: Policy | None = None, **over: Any) -> OpenCase:
         "kind": BindingKind.FAMILY_ACCOUNT,
         "relation": Relation.PARENT,
         "materials": MATERIALS,
-        "policy": policy or default_policy(CaseType.MEMBER_BINDING),
-        "at": NOW,
     } | over
-    return OpenCase(**fields)
+    return OpenCase(NewCase(**fields), policy or default_policy(CaseType.MEMBER_BINDING), at)
 
 
 def opened(policy: Policy | None = None, **over: Any) -> ReviewCaseOpened:

@@ -12,10 +12,10 @@ from uuid import uuid4
 import pytest
 
 from services.review.consumers import binding_consumer
-from services.review.domain import CaseStatus, case_stream
+from services.review.domain import CaseStatus, NewCase, case_stream
 from services.review.errors import CaseDecidedError, CaseNotFoundError, MaterialNotFoundError
 from services.review.events import CaseType, ReviewMode, WithdrawalCause
-from services.review.handlers import NewCase, ReviewDeps, ReviewHandlers
+from services.review.handlers import ReviewDeps, ReviewHandlers
 from services.runtime.blobs import InMemoryBlobStore
 from services.runtime.consumer import IncomingMessage, InMemoryDeadLetters, InMemoryInbox, Outcome
 from services.runtime.decider import CommandContext
