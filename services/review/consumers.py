@@ -14,7 +14,7 @@ from contracts import binding
 from contracts.envelope import Envelope, event_type
 from services.binding.events import MaterialRef
 from services.binding.rules import BindingKind, Relation
-from services.review.domain import NewCase
+from services.review.commands import NewCase
 from services.review.events import CaseType, WithdrawalCause
 from services.review.handlers import ReviewHandlers
 from services.review.projections import PersonLookups

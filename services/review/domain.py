@@ -11,8 +11,15 @@ from enum import StrEnum
 from typing import assert_never
 from uuid import NAMESPACE_URL, uuid5
 
-from services.binding.events import MaterialRef
-from services.binding.rules import BindingKind, Relation
+from services.review.commands import (
+    ApproveCase,
+    CaseCommand,
+    ClaimCase,
+    EscalateCase,
+    OpenCase,
+    RejectCase,
+    WithdrawCase,
+)
 from services.review.errors import (
     CaseClaimedError,
     CaseDecidedError,
@@ -37,7 +44,7 @@ from services.review.events import (
     ReviewMode,
     WithdrawalCause,
 )
-from services.review.policy import CHECK_REASON, Policy, Submission, failed_checks
+from services.review.policy import CHECK_REASON, Submission, failed_checks
 from services.runtime.auth import Principal
 from services.runtime.decider import Decider
 
@@ -85,67 +92,6 @@ class Case:
     @property
     def is_open(self) -> bool:
         return self.status is CaseStatus.OPEN
-
-
-# ---------------------------------------------------------------------------- commands
-
-
-@dataclass(frozen=True)
-class NewCase:
-    """A request that needs review, as the requesting service described it."""
-
-    case_type: CaseType
-    request_id: str
-    region: str
-    holder: str
-    member: str
-    kind: BindingKind | None
-    relation: Relation | None
-    materials: tuple[MaterialRef, ...]
-
-
-@dataclass(frozen=True)
-class OpenCase:
-    new: NewCase
-    policy: Policy  # the one in force for the region and type when the case opens
-    at: datetime
-
-
-@dataclass(frozen=True)
-class ClaimCase:
-    reviewer: Principal
-    at: datetime
-
-
-@dataclass(frozen=True)
-class ApproveCase:
-    reviewer: Principal
-    at: datetime
-
-
-@dataclass(frozen=True)
-class RejectCase:
-    reviewer: Principal
-    reason: RejectionReason
-    note: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class EscalateCase:
-    """Sent by a timer; records the escalation once the case has waited `after` at `at`."""
-
-    after: timedelta
-    at: datetime
-
-
-@dataclass(frozen=True)
-class WithdrawCase:
-    cause: WithdrawalCause
-    at: datetime
-
-
-CaseCommand = OpenCase | ClaimCase | ApproveCase | RejectCase | EscalateCase | WithdrawCase
 
 
 # ---------------------------------------------------------------------------- decide

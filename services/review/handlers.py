@@ -10,20 +10,16 @@ from typing import Protocol
 from uuid import NAMESPACE_URL, uuid5
 
 from services.binding.events import MaterialRef
-from services.review.domain import (
+from services.review.commands import (
     ApproveCase,
-    Case,
     ClaimCase,
     EscalateCase,
     NewCase,
     OpenCase,
     RejectCase,
     WithdrawCase,
-    case_decider,
-    case_id_for,
-    case_stream,
-    visible,
 )
+from services.review.domain import Case, case_decider, case_id_for, case_stream, visible
 from services.review.errors import CaseNotFoundError, MaterialNotFoundError
 from services.review.events import (
     CASE_CODEC,

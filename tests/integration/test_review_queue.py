@@ -12,7 +12,7 @@ from uuid import uuid4
 import asyncpg
 import pytest
 
-from services.review.domain import NewCase
+from services.review.commands import NewCase
 from services.review.events import CaseType, RejectionReason, ReviewMode
 from services.review.handlers import ReviewDeps, ReviewHandlers
 from services.review.projections import CaseTable

@@ -7,7 +7,8 @@ from typing import Any
 
 from services.binding.events import MaterialRef, MaterialRole
 from services.binding.rules import BindingKind, Relation
-from services.review.domain import NewCase, OpenCase, case_id_for
+from services.review.commands import NewCase, OpenCase
+from services.review.domain import case_id_for
 from services.review.events import CaseType, ReviewCaseOpened, ReviewMode
 from services.review.policy import Policy, default_policy
 from services.runtime.auth import Principal, Role

@@ -7,16 +7,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from services.review.domain import (
-    ApproveCase,
-    CaseStatus,
-    ClaimCase,
-    EscalateCase,
-    RejectCase,
-    WithdrawCase,
-    case_decider,
-    case_id_for,
-)
+from services.review.commands import ApproveCase, ClaimCase, EscalateCase, RejectCase, WithdrawCase
+from services.review.domain import CaseStatus, case_decider, case_id_for
 from services.review.errors import (
     CaseClaimedError,
     CaseDecidedError,

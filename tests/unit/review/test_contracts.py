@@ -9,15 +9,15 @@ from enum import StrEnum
 import pytest
 
 from contracts import review
-from services.review.domain import (
+from services.review.commands import (
     ApproveCase,
     CaseCommand,
     ClaimCase,
     EscalateCase,
     RejectCase,
     WithdrawCase,
-    case_decider,
 )
+from services.review.domain import case_decider
 from services.review.events import (
     CASE_EVENTS,
     CaseEvent,

@@ -11,8 +11,9 @@ from uuid import uuid4
 
 import pytest
 
+from services.review.commands import NewCase
 from services.review.consumers import binding_consumer
-from services.review.domain import CaseStatus, NewCase, case_stream
+from services.review.domain import CaseStatus, case_stream
 from services.review.errors import CaseDecidedError, CaseNotFoundError, MaterialNotFoundError
 from services.review.events import CaseType, ReviewMode, WithdrawalCause
 from services.review.handlers import ReviewDeps, ReviewHandlers
