@@ -22,7 +22,7 @@ from services.review.errors import (
 )
 from services.review.events import CaseType
 from services.review.handlers import ReviewHandlers
-from services.review.queries import MAX_PAGE, ReviewViews
+from services.review.queries import MAX_PAGE, CaseQueries
 from services.review.schemas import (
     CaseView,
     PolicyBody,
@@ -47,7 +47,7 @@ class ReviewApi:
     """What the routes (and the console page) need, built once by services.review.app."""
 
     handlers: ReviewHandlers
-    views: ReviewViews
+    views: CaseQueries
     clock: Callable[[], datetime]
     ready: Callable[[], Awaitable[bool]]
 

@@ -8,6 +8,7 @@ import binascii
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import asyncpg
 
@@ -90,6 +91,32 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         return datetime.fromisoformat(at), str(case_id)
     except (ValueError, TypeError, binascii.Error):
         raise CursorError from None
+
+
+class CaseQueries(Protocol):
+    """What the API and the console page ask of the case table (ReviewViews on PostgreSQL)."""
+
+    async def queue(
+        self,
+        reviewer: Principal,
+        now: datetime,
+        *,
+        case_type: CaseType | None = None,
+        after: str | None = None,
+        limit: int = 20,
+    ) -> QueuePage: ...
+
+    async def search(
+        self,
+        reviewer: Principal,
+        id_number: str,
+        now: datetime,
+        *,
+        case_type: CaseType | None = None,
+        limit: int = 20,
+    ) -> QueuePage: ...
+
+    async def stats(self, now: datetime) -> QueueStats: ...
 
 
 class ReviewViews:
