@@ -29,6 +29,7 @@ from services.runtime.pgstore import GroupCommitEventStore
 from services.runtime.pii import lookup_key
 from services.runtime.projection import ProjectionRunner
 from services.runtime.settings import Settings
+from services.runtime.topics import ensure_topics
 from services.runtime.workers import Job, background, periodic
 
 SERVICE = SCHEMA = "review"
@@ -103,6 +104,8 @@ async def running(settings: ReviewSettings, schema: str = SCHEMA) -> AsyncIterat
             "cases": cases.run,
         }
         async with background(settings, pool, schema, SERVICE, more=jobs):
+            topics = [settings.topic(s) for s in (SERVICE, *consumers)]
+            await ensure_topics(settings.kafka_bootstrap_servers, topics)
             await broker.start()
             try:
                 views = make_views(settings, pool, schema)
