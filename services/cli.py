@@ -29,3 +29,7 @@ app.add_typer(review_app, name="review")
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

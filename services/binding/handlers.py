@@ -40,7 +40,7 @@ from services.binding.forms import BindingForm, check_required, mask_name
 from services.binding.letter import CommitmentLetter, commitment_letter_pdf
 from services.binding.rules import BindingKind, Method
 from services.binding.tables import BindingTables, KnownPerson, RequestRow
-from services.identity.id_number import mask_id_number, parse_id_number
+from services.identity.id_number import IdNumberError, mask_id_number, parse_id_number
 from services.runtime.auth import TokenError, decode_confirmation
 from services.runtime.blobs import BlobStore
 from services.runtime.decider import CommandContext, CommandHandler, CommandResult
@@ -183,7 +183,11 @@ class BindingHandlers:
     async def _registered(
         self, raw: str | None, field: str, today: date
     ) -> tuple[KnownPerson, str]:
-        number = parse_id_number(raw or "", today).value
+        try:
+            number = parse_id_number(raw or "", today).value
+        except IdNumberError as exc:
+            exc.input_field = field  # the form's field, not identity's `id_number`
+            raise
         person = await self.deps.tables.person_by_lookup(lookup_hash(self.deps.lookup_key, number))
         if person is None:
             raise PersonNotFoundError(field)

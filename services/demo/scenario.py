@@ -56,6 +56,7 @@ class Scenario:
     pseudonyms: dict[str, str] = field(default_factory=dict)  # role -> pseudonym
     labels: dict[str, str] = field(default_factory=dict)  # member pseudonym -> label
     id_numbers: dict[str, str] = field(default_factory=dict)  # role -> ID number
+    people: dict[str, Person] = field(default_factory=dict)  # role -> everyone registered
     failures: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -114,6 +115,7 @@ class Scenario:
             raise DemoFailedError(f"registering the {person.role}: {answer.status_code}")
         pseudonym: str = answer.json()["pseudonym"]
         self.pseudonyms[person.role], self.id_numbers[person.role] = pseudonym, number
+        self.people[person.role] = person
         self.labels[pseudonym] = f"{mask_name(person.name)} ({person.role})"
         return pseudonym
 
@@ -183,7 +185,7 @@ class Scenario:
                 "holder.pdf",
             ),
             "member_household": await self.upload(
-                household_page_pdf(self.cast[role], self.id_numbers[role]),
+                household_page_pdf(self.people[role], self.id_numbers[role]),
                 "application/pdf",
                 "member.pdf",
             ),
@@ -196,29 +198,34 @@ class Scenario:
             f"户口本 pages submitted → waiting for {_waits(submitted.json())}",
         )
 
-    async def approve(self, request_id: str) -> None:
-        """As a reviewer would: find the case in the region's queue, open it, approve it."""
-        reviewer = self._token(Role.REVIEWER, "demo-reviewer", (REVIEWER_REGION,))
+    @property
+    def reviewer(self) -> dict[str, str]:
+        return self._token(Role.REVIEWER, "demo-reviewer", (REVIEWER_REGION,))
+
+    async def case_in_queue(self, request_id: str) -> str | None:
+        """The request's case id once it shows in the reviewer's queue (None if it never does)."""
         case_id = case_id_for(CaseType.MEMBER_BINDING, request_id)
         deadline = time.monotonic() + WAIT_S
         while time.monotonic() < deadline:
             queue = await self.http.get(
-                self.url("review", "/cases"), params={"limit": 100}, headers=reviewer
+                self.url("review", "/cases"), params={"limit": 100}, headers=self.reviewer
             )
             if any(item["case_id"] == case_id for item in queue.json().get("items", [])):
-                break
+                return case_id
             await asyncio.sleep(0.1)
-        else:
-            self.expect(False, f"case {case_id[:8]} reached the reviewer's queue")
+        return None
+
+    async def approve(self, request_id: str) -> None:
+        """As a reviewer would: find the case in the region's queue, open it, approve it."""
+        case_id = await self.case_in_queue(request_id)
+        if case_id is None:
+            self.expect(False, f"request {request_id[:8]}'s case reached the reviewer's queue")
             return
-        case = (
-            await self.http.get(self.url("review", f"/cases/{case_id}"), headers=reviewer)
-        ).json()
+        url = self.url("review", f"/cases/{case_id}")
+        case = (await self.http.get(url, headers=self.reviewer)).json()
         roles = ", ".join(m["role"] for m in case["materials"])
         self.say(f"    审核 reviewer of {REVIEWER_REGION} opens case {case_id[:8]}… ({roles})")
-        decided = await self.http.post(
-            self.url("review", f"/cases/{case_id}/approve"), headers=reviewer
-        )
+        decided = await self.http.post(f"{url}/approve", headers=self.reviewer)
         self.expect(decided.status_code in (200, 204), "reviewer approves the materials")
 
     async def follow(self, request_id: str, final: str) -> dict[str, Any]:
@@ -244,13 +251,12 @@ class Scenario:
         return view
 
     def form(self, role: str, relation: Relation, **more: Any) -> dict[str, Any]:
-        person = self.cast.get(role)
         base: dict[str, Any] = {
             "kind": BindingKind.FAMILY_ACCOUNT.value,
             "method": "id_number",
             "relation": relation.value,
-            "member_name": person.name if person else "",
-            "member_id_number": self.id_numbers.get(role),
+            "member_name": self.people[role].name,
+            "member_id_number": self.id_numbers[role],
         }
         return {**base, **more}
 
