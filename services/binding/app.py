@@ -21,7 +21,7 @@ from services.binding.tables import BindingTables
 from services.runtime.auth import jwt_secret
 from services.runtime.blobs import PostgresBlobStore
 from services.runtime.consumer import BrokerDeadLetters, PostgresInbox, service_broker
-from services.runtime.db import create_pool
+from services.runtime.db import create_pool, database_ready
 from services.runtime.decider import CommandContext
 from services.runtime.logging import configure_logging
 from services.runtime.pgstore import GroupCommitEventStore
@@ -61,17 +61,6 @@ def make_handlers(
     )
 
 
-async def database_ready(pool: asyncpg.Pool, schema: str) -> bool:
-    """The database answers and the service's schema is migrated."""
-    try:
-        found = await pool.fetchval(
-            "SELECT to_regclass($1) IS NOT NULL", f"{schema}.family_view", timeout=2
-        )
-    except (asyncpg.PostgresError, OSError, TimeoutError):
-        return False
-    return bool(found)
-
-
 def request_expiry(handlers: BindingHandlers, interval_s: float) -> Job:
     async def tick() -> None:
         ctx = CommandContext(uuid4(), utc_now(), "bind-request-expiry", "binding-timer")
@@ -108,7 +97,11 @@ async def running(settings: BindingSettings, schema: str = SCHEMA) -> AsyncItera
             await broker.start()
             try:
                 yield BindingApi(
-                    handlers, pool, schema, utc_now, partial(database_ready, pool, schema)
+                    handlers,
+                    pool,
+                    schema,
+                    utc_now,
+                    partial(database_ready, pool, f"{schema}.family_view"),
                 )
             finally:
                 await broker.stop()

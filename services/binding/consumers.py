@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
-from uuid import uuid5
 
 import asyncpg
 
@@ -13,8 +12,7 @@ from contracts import identity, review
 from contracts.envelope import Envelope, event_type
 from services.binding.handlers import BindingHandlers
 from services.binding.tables import BindingTables
-from services.runtime.consumer import DeadLetters, Inbox, InboxConsumer
-from services.runtime.decider import CommandContext
+from services.runtime.consumer import DeadLetters, Inbox, InboxConsumer, event_context
 from services.runtime.logging import get_logger
 
 log = get_logger(__name__)
@@ -32,17 +30,6 @@ def _identity(name: str) -> str:
 
 def _pseudonym(envelope: Envelope) -> str:
     return envelope.subject.removeprefix("person-")
-
-
-def _context(envelope: Envelope, clock: Callable[[], datetime], name: str) -> CommandContext:
-    """The command id derives from the event id: a redelivery repeats the same command."""
-    return CommandContext(
-        command_id=uuid5(envelope.id, name),
-        now=clock(),
-        correlation_id=envelope.correlationid or str(envelope.id),
-        actor=envelope.actor or envelope.source,
-        causation_id=str(envelope.id),
-    )
 
 
 class IdentityEvents:
@@ -94,7 +81,7 @@ class IdentityEvents:
             if isinstance(outcome, identity.FaceVerificationFailed)
             else ("" if verified else "expired")
         )
-        ctx = _context(envelope, self.clock, "face-outcome")
+        ctx = event_context(envelope, self.clock, "face-outcome")
         await self.handlers.record_face_outcome(request_id, verified, reason, ctx)
 
 
@@ -127,7 +114,7 @@ class ReviewDecisions:
             return
         approved = isinstance(decision, review.MaterialsApproved)
         reason = "" if approved else decision.reason  # type: ignore[union-attr]
-        ctx = _context(envelope, self.clock, "review-decision")
+        ctx = event_context(envelope, self.clock, "review-decision")
         if not await self.handlers.record_review(decision.request_id, approved, reason, ctx):
             log.info("decision for a request binding does not know; ignored")
 

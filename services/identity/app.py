@@ -21,7 +21,7 @@ from services.identity.password import LockoutPolicy, make_hasher
 from services.identity.tables import PostgresIdentityTables
 from services.runtime.auth import jwt_secret
 from services.runtime.consumer import BrokerDeadLetters, PostgresInbox, service_broker
-from services.runtime.db import create_pool
+from services.runtime.db import create_pool, database_ready
 from services.runtime.decider import CommandContext
 from services.runtime.logging import configure_logging, get_logger
 from services.runtime.pgstore import GroupCommitEventStore
@@ -77,17 +77,6 @@ def make_handlers(
     )
 
 
-async def database_ready(pool: asyncpg.Pool, schema: str) -> bool:
-    """The database answers and the service's schema is migrated."""
-    try:
-        found = await pool.fetchval(
-            "SELECT to_regclass($1) IS NOT NULL", f"{schema}.events", timeout=2
-        )
-    except (asyncpg.PostgresError, OSError, TimeoutError):
-        return False
-    return bool(found)
-
-
 def face_expiry(handlers: IdentityHandlers, interval_s: float) -> Job:
     """Record FaceCheckExpired for overdue checks, every `interval_s`, until stopped."""
 
@@ -123,7 +112,9 @@ async def running(
             await ensure_topics(settings.kafka_bootstrap_servers, topics)
             await broker.start()
             try:
-                yield IdentityApi(handlers, utc_now, secret, partial(database_ready, pool, schema))
+                yield IdentityApi(
+                    handlers, utc_now, secret, partial(database_ready, pool, f"{schema}.events")
+                )
             finally:
                 await broker.stop()
     finally:

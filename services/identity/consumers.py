@@ -44,7 +44,9 @@ class BindRequests:
         need = request.face_check
         if need.who == "none" or need.subject is None:
             return
-        purpose = PURPOSE_OF[need.who]
+        purpose = (
+            FacePurpose.PROXY_BINDING if request.method == "proxy_with_id" else PURPOSE_OF[need.who]
+        )
         now = self.clock()
         # From the event's time, not the clock, so a redelivery asks for the very same check
         # (the pending-checks table keeps the first deadline it is given).

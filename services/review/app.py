@@ -22,7 +22,7 @@ from services.review.queries import ReviewViews
 from services.runtime.auth import jwt_secret
 from services.runtime.blobs import PostgresBlobStore
 from services.runtime.consumer import BrokerDeadLetters, PostgresInbox
-from services.runtime.db import create_pool
+from services.runtime.db import create_pool, database_ready
 from services.runtime.decider import CommandContext
 from services.runtime.logging import configure_logging
 from services.runtime.pgstore import GroupCommitEventStore
@@ -63,17 +63,6 @@ def make_handlers(
     )
 
 
-async def database_ready(pool: asyncpg.Pool, schema: str) -> bool:
-    """The database answers and the service's schema is migrated."""
-    try:
-        found = await pool.fetchval(
-            "SELECT to_regclass($1) IS NOT NULL", f"{schema}.cases", timeout=2
-        )
-    except (asyncpg.PostgresError, OSError, TimeoutError):
-        return False
-    return bool(found)
-
-
 def escalation(handlers: ReviewHandlers, interval_s: float) -> Job:
     async def tick() -> None:
         ctx = CommandContext(uuid4(), utc_now(), "review-escalation", "review-timer")
@@ -109,7 +98,9 @@ async def running(settings: ReviewSettings, schema: str = SCHEMA) -> AsyncIterat
             await broker.start()
             try:
                 views = make_views(settings, pool, schema)
-                yield ReviewApi(handlers, views, utc_now, partial(database_ready, pool, schema))
+                yield ReviewApi(
+                    handlers, views, utc_now, partial(database_ready, pool, f"{schema}.cases")
+                )
             finally:
                 await broker.stop()
     finally:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
-from uuid import uuid5
 
 import asyncpg
 
@@ -18,8 +17,7 @@ from services.review.commands import NewCase
 from services.review.events import CaseType, WithdrawalCause
 from services.review.handlers import ReviewHandlers
 from services.review.projections import PersonLookups
-from services.runtime.consumer import DeadLetters, Inbox, InboxConsumer
-from services.runtime.decider import CommandContext
+from services.runtime.consumer import DeadLetters, Inbox, InboxConsumer, event_context
 from services.runtime.projection import kafka_projection
 
 BINDING_CONSUMER = "review.binding"
@@ -42,17 +40,6 @@ ENDED: dict[
     _binding("BindRequestExpired"): (binding.BindRequestExpired, WithdrawalCause.REQUEST_EXPIRED),
     _binding("BindingRevoked"): (binding.BindingRevoked, WithdrawalCause.BINDING_REVOKED),
 }
-
-
-def _context(envelope: Envelope, clock: Callable[[], datetime], name: str) -> CommandContext:
-    """The command id derives from the event id: a redelivery repeats the same command."""
-    return CommandContext(
-        command_id=uuid5(envelope.id, name),
-        now=clock(),
-        correlation_id=envelope.correlationid or str(envelope.id),
-        actor=envelope.actor or envelope.source,
-        causation_id=str(envelope.id),
-    )
 
 
 class BindingEvents:
@@ -80,11 +67,11 @@ class BindingEvents:
                     MaterialRef.model_validate(m.model_dump()) for m in submitted.materials
                 ),
             )
-            await self.handlers.open_case(new, _context(envelope, self.clock, "open-case"))
+            await self.handlers.open_case(new, event_context(envelope, self.clock, "open-case"))
         elif envelope.type in ENDED:
             model, cause = ENDED[envelope.type]
             ended = model.model_validate(data)
-            ctx = _context(envelope, self.clock, "withdraw-case")
+            ctx = event_context(envelope, self.clock, "withdraw-case")
             await self.handlers.withdraw(CaseType.MEMBER_BINDING, ended.request_id, cause, ctx)
         # binding's other events are for binding's own readers
 

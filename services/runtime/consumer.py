@@ -12,8 +12,9 @@ import enum
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal, Protocol, cast
-from uuid import UUID
+from uuid import UUID, uuid5
 
 import asyncpg
 import structlog
@@ -25,6 +26,7 @@ from faststream.message import StreamMessage
 from pydantic import ValidationError
 
 from contracts.envelope import Envelope, dead_letter_topic
+from services.runtime.decider import CommandContext
 from services.runtime.events import check_schema_name
 from services.runtime.kafka_codec import Headers, MalformedMessageError, from_record
 from services.runtime.logging import get_logger
@@ -284,3 +286,15 @@ def service_broker(bootstrap_servers: str) -> KafkaBroker:
     lines go to DEBUG: at INFO they would outnumber every other log line of a busy service;
     the outcomes that matter (dead letters, redeliveries) are logged by InboxConsumer."""
     return KafkaBroker(bootstrap_servers, log_level=logging.DEBUG)
+
+
+def event_context(envelope: Envelope, clock: Callable[[], datetime], name: str) -> CommandContext:
+    """The context of a command a consumer sends for an event: its id derives from the event
+    id and `name`, so a redelivery repeats the very same command (and records nothing new)."""
+    return CommandContext(
+        command_id=uuid5(envelope.id, name),
+        now=clock(),
+        correlation_id=envelope.correlationid or str(envelope.id),
+        actor=envelope.actor or envelope.source,
+        causation_id=str(envelope.id),
+    )

@@ -27,3 +27,13 @@ async def create_pool(
     )
     assert pool is not None
     return pool
+
+
+async def database_ready(pool: asyncpg.Pool, table: str) -> bool:
+    """The database answers and `table` (schema-qualified: the service's last migrated table
+    it needs) exists, i.e. the service's schema is migrated: what `/readyz` reports."""
+    try:
+        found = await pool.fetchval("SELECT to_regclass($1) IS NOT NULL", table, timeout=2)
+    except (asyncpg.PostgresError, OSError, TimeoutError):
+        return False
+    return bool(found)
