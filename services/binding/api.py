@@ -275,6 +275,7 @@ def create_app(
 
     app = FastAPI(title="qinqing binding", version="1", lifespan=lifespan)
     configure_auth(app, jwt_secret)
-    configure_errors(app, _STATUS)
+    # A 10 MiB material plus its multipart framing.
+    configure_errors(app, _STATUS, max_body_bytes=MAX_MATERIAL_BYTES + 64 * 1024)
     _routes(app)
     return app

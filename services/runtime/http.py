@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.types import Message
 
 from services.runtime.errors import DomainError
 from services.runtime.logging import get_logger
@@ -65,6 +66,52 @@ async def _invalid_request(_: Request, exc: Exception) -> JSONResponse:
     return answer(422, code, field, message, errors=errors)
 
 
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+_TOO_LARGE = ("请求内容过大", "The request body is too large")
+
+
+class BodyTooLargeError(Exception):
+    """A request body grew past the app's limit while it was being read."""
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return answer(413, "request.too_large", None, _TOO_LARGE, max_bytes=limit)
+
+
+def _too_large_in(exc: BaseException) -> bool:
+    """The limit was hit (raised in a middleware's task group, it arrives in a group)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_too_large_in(e) for e in exc.exceptions)
+    return isinstance(exc, BodyTooLargeError)
+
+
+def limit_body(app: FastAPI, max_bytes: int) -> None:
+    """Refuse bodies above `max_bytes` with 413 before they are parsed: by Content-Length at
+    once, and a chunked body as soon as what arrived passes the limit (multipart uploads are
+    otherwise spooled whole before any route sees them)."""
+
+    async def check(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_bytes:
+            return _too_large(max_bytes)
+        receive, seen = request.receive, 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > max_bytes:
+                raise BodyTooLargeError
+            return message
+
+        request._receive = counted  # how Starlette lets a middleware wrap what the app reads
+        return await call_next(request)
+
+    app.middleware("http")(check)
+
+
 async def _unexpected(
     request: Request, call_next: Callable[[Request], Awaitable[Response]]
 ) -> Response:
@@ -73,6 +120,8 @@ async def _unexpected(
     try:
         return await call_next(request)
     except Exception as exc:  # noqa: BLE001 - every failure gets the same safe answer
+        if _too_large_in(exc):
+            return _too_large(request.app.state.max_body_bytes)
         # The class only: an unexpected message might hold what a person typed.
         log.error("API request failed", error=type(exc).__name__)
     return answer(
@@ -80,9 +129,15 @@ async def _unexpected(
     )
 
 
-def configure_errors(app: FastAPI, statuses: Mapping[type[DomainError], int]) -> None:
+def configure_errors(
+    app: FastAPI,
+    statuses: Mapping[type[DomainError], int],
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> None:
     """Answer DomainErrors with the status of their first listed class (422 otherwise),
-    validation errors field by field, and anything unexpected with a bare 500."""
+    validation errors field by field, bodies over `max_body_bytes` with 413, and anything
+    unexpected with a bare 500."""
 
     async def domain_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DomainError)
@@ -91,4 +146,6 @@ def configure_errors(app: FastAPI, statuses: Mapping[type[DomainError], int]) ->
 
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.middleware("http")(_unexpected)
+    app.state.max_body_bytes = max_body_bytes
+    limit_body(app, max_body_bytes)
+    app.middleware("http")(_unexpected)  # added last: the outermost, so it sees every failure
