@@ -2,8 +2,8 @@
 
 # No `from __future__ import annotations`: FastAPI reads the routes' annotations at run time.
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
@@ -38,11 +38,11 @@ from services.binding.projections import (
     member_holders,
 )
 from services.binding.rules import BindingKind
-from services.runtime.auth import Principal, Role, configure_auth, require
+from services.runtime.auth import Principal, Role, require
 from services.runtime.blobs import MAX_MATERIAL_BYTES
 from services.runtime.decider import CommandContext
 from services.runtime.errors import DomainError
-from services.runtime.http import configure_errors
+from services.runtime.http import service_app
 
 _END_OF_TIME = datetime.max.replace(tzinfo=UTC)
 
@@ -267,15 +267,9 @@ def create_app(
 ) -> FastAPI:
     """The app; `open_api` builds the dependencies when it starts and closes them at the end."""
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_api() as api:
-            app.state.binding = api
-            yield
-
-    app = FastAPI(title="qinqing binding", version="1", lifespan=lifespan)
-    configure_auth(app, jwt_secret)
     # A 10 MiB material plus its multipart framing.
-    configure_errors(app, _STATUS, max_body_bytes=MAX_MATERIAL_BYTES + 64 * 1024)
+    app = service_app(
+        "binding", jwt_secret, open_api, _STATUS, max_body_bytes=MAX_MATERIAL_BYTES + 64 * 1024
+    )
     _routes(app)
     return app

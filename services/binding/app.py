@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import partial
-from uuid import uuid4
 
 import asyncpg
 import uvicorn
@@ -22,14 +21,13 @@ from services.runtime.auth import jwt_secret
 from services.runtime.blobs import PostgresBlobStore
 from services.runtime.consumer import BrokerDeadLetters, PostgresInbox, service_broker
 from services.runtime.db import create_pool, database_ready
-from services.runtime.decider import CommandContext
 from services.runtime.logging import configure_logging
 from services.runtime.pgstore import GroupCommitEventStore
 from services.runtime.pii import lookup_key
 from services.runtime.projection import ProjectionRunner
 from services.runtime.settings import Settings
 from services.runtime.topics import ensure_topics
-from services.runtime.workers import Job, background, periodic
+from services.runtime.workers import background, timer, utc_now
 
 SERVICE = SCHEMA = "binding"
 
@@ -39,10 +37,6 @@ class BindingSettings(Settings):
     # DOMAIN.md: a week, as a reviewer may take days and the member must come to the phone).
     bind_request_ttl_hours: float = Field(default=7 * 24, gt=0)
     bind_expiry_interval_s: float = Field(default=5.0, gt=0)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def make_handlers(
@@ -59,14 +53,6 @@ def make_handlers(
             request_ttl=timedelta(hours=settings.bind_request_ttl_hours),
         )
     )
-
-
-def request_expiry(handlers: BindingHandlers, interval_s: float) -> Job:
-    async def tick() -> None:
-        ctx = CommandContext(uuid4(), utc_now(), "bind-request-expiry", "binding-timer")
-        await handlers.expire_overdue(ctx)
-
-    return periodic(tick, interval_s, "bind request expiry")
 
 
 @asynccontextmanager
@@ -88,7 +74,12 @@ async def running(settings: BindingSettings, schema: str = SCHEMA) -> AsyncItera
             consumer.subscribe(broker, settings.topic(source), group_id=group)
         views = ProjectionRunner(pool, schema, BindingViews(schema))
         jobs = {
-            "expiry": request_expiry(handlers, settings.bind_expiry_interval_s),
+            "expiry": timer(
+                handlers.expire_overdue,
+                settings.bind_expiry_interval_s,
+                "bind-request-expiry",
+                "binding-timer",
+            ),
             "views": views.run,
         }
         async with background(settings, pool, schema, SERVICE, more=jobs):

@@ -16,13 +16,14 @@ from fastapi import FastAPI
 
 from services.binding.app import BindingSettings
 from services.binding.app import build_app as binding_app
-from services.identity.app import IdentitySettings, utc_now
+from services.identity.app import IdentitySettings
 from services.identity.app import build_app as identity_app
 from services.identity.face_provider import FaceSimulator, SimulatedOutcome
 from services.review.app import ReviewSettings
 from services.review.app import build_app as review_app
 from services.runtime.blobs import BLOB_SCHEMA, blob_migrations
 from services.runtime.migrate import migrate, service_migrations
+from services.runtime.workers import utc_now
 
 SERVICES = ("identity", "binding", "review")
 

@@ -3,8 +3,8 @@
 # No `from __future__ import annotations`: FastAPI reads the routes' annotations at run time.
 # Chinese messages use full-width punctuation, as Chinese text should.
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated
@@ -50,13 +50,12 @@ from services.runtime.auth import (
     ConfirmationMethod,
     Principal,
     Role,
-    configure_auth,
     issue_confirmation,
     require,
 )
 from services.runtime.decider import CommandContext
 from services.runtime.errors import DomainError
-from services.runtime.http import answer, configure_errors
+from services.runtime.http import answer, service_app
 from services.runtime.logging import get_logger
 
 log = get_logger(__name__)
@@ -268,15 +267,7 @@ def create_app(
 ) -> FastAPI:
     """The app; `open_api` builds the dependencies when it starts and closes them at the end."""
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_api() as api:
-            app.state.identity = api
-            yield
-
-    app = FastAPI(title="qinqing identity", version="1", lifespan=lifespan)
-    configure_auth(app, jwt_secret)
-    configure_errors(app, _STATUS)
+    app = service_app("identity", jwt_secret, open_api, _STATUS)
     _routes(app)
     _face_routes(app)
     return app

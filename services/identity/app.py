@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import partial
-from uuid import uuid4
 
 import asyncpg
 import uvicorn
@@ -22,13 +21,12 @@ from services.identity.tables import PostgresIdentityTables
 from services.runtime.auth import jwt_secret
 from services.runtime.consumer import BrokerDeadLetters, PostgresInbox, service_broker
 from services.runtime.db import create_pool, database_ready
-from services.runtime.decider import CommandContext
 from services.runtime.logging import configure_logging, get_logger
 from services.runtime.pgstore import GroupCommitEventStore
 from services.runtime.pii import PostgresKeyVault, lookup_key, master_key
 from services.runtime.settings import Settings
 from services.runtime.topics import ensure_topics
-from services.runtime.workers import Job, background, periodic
+from services.runtime.workers import background, timer, utc_now
 
 SERVICE = SCHEMA = "identity"
 _DEV_CALLBACK_SECRET = "qinqing-dev-face-callback-secret-not-safe"  # noqa: S105 - dev default
@@ -42,10 +40,6 @@ class IdentitySettings(Settings):
     face_callback_secret: SecretStr = SecretStr(_DEV_CALLBACK_SECRET)
     face_expiry_interval_s: float = 5.0  # how often overdue face checks are expired
     password_lock_minutes: int = Field(default=180, ge=1)  # after 5 wrong payment passwords
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def callback_secret(settings: IdentitySettings) -> bytes:
@@ -77,16 +71,6 @@ def make_handlers(
     )
 
 
-def face_expiry(handlers: IdentityHandlers, interval_s: float) -> Job:
-    """Record FaceCheckExpired for overdue checks, every `interval_s`, until stopped."""
-
-    async def tick() -> None:
-        ctx = CommandContext(uuid4(), utc_now(), "face-check-expiry", "identity-timer")
-        await handlers.expire_overdue_checks(ctx)
-
-    return periodic(tick, interval_s, "face check expiry")
-
-
 @asynccontextmanager
 async def running(
     settings: IdentitySettings, schema: str = SCHEMA, simulator: FaceSimulator | None = None
@@ -106,7 +90,14 @@ async def running(
         consumer.subscribe(
             broker, settings.topic("binding"), group_id=settings.group_id(consumer.name)
         )
-        expiry = {"face-expiry": face_expiry(handlers, settings.face_expiry_interval_s)}
+        expiry = {
+            "face-expiry": timer(
+                handlers.expire_overdue_checks,
+                settings.face_expiry_interval_s,
+                "face-check-expiry",
+                "identity-timer",
+            )
+        }
         async with background(settings, pool, schema, SERVICE, more=expiry):
             topics = [settings.topic(s) for s in (SERVICE, "binding")]
             await ensure_topics(settings.kafka_bootstrap_servers, topics)

@@ -8,12 +8,13 @@ from uuid import uuid4
 
 import typer
 
-from services.identity.app import SCHEMA, IdentitySettings, make_handlers, serve, utc_now
+from services.identity.app import SCHEMA, IdentitySettings, make_handlers, serve
 from services.identity.errors import IdentityError
 from services.identity.face_provider import FaceSimulator
 from services.runtime.db import create_pool
 from services.runtime.decider import CommandContext
 from services.runtime.logging import configure_logging
+from services.runtime.workers import utc_now
 
 identity_app = typer.Typer(no_args_is_help=True, help="The identity service.")
 

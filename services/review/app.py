@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import partial
-from uuid import uuid4
 
 import asyncpg
 import uvicorn
 from fastapi import FastAPI
-from faststream.kafka import KafkaBroker
 from pydantic import Field
 
 from services.review.api import ReviewApi, create_app
@@ -21,16 +19,15 @@ from services.review.projections import CaseTable
 from services.review.queries import ReviewViews
 from services.runtime.auth import jwt_secret
 from services.runtime.blobs import PostgresBlobStore
-from services.runtime.consumer import BrokerDeadLetters, PostgresInbox
+from services.runtime.consumer import BrokerDeadLetters, PostgresInbox, service_broker
 from services.runtime.db import create_pool, database_ready
-from services.runtime.decider import CommandContext
 from services.runtime.logging import configure_logging
 from services.runtime.pgstore import GroupCommitEventStore
 from services.runtime.pii import lookup_key
 from services.runtime.projection import ProjectionRunner
 from services.runtime.settings import Settings
 from services.runtime.topics import ensure_topics
-from services.runtime.workers import Job, background, periodic
+from services.runtime.workers import background, timer, utc_now
 
 SERVICE = SCHEMA = "review"
 
@@ -39,10 +36,6 @@ class ReviewSettings(Settings):
     # A case open longer than this is escalated (ReviewCaseEscalated) for the operators.
     review_escalate_after_hours: float = Field(default=48, gt=0)
     review_escalation_interval_s: float = Field(default=60.0, gt=0)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def make_views(settings: Settings, pool: asyncpg.Pool, schema: str = SCHEMA) -> ReviewViews:
@@ -63,20 +56,12 @@ def make_handlers(
     )
 
 
-def escalation(handlers: ReviewHandlers, interval_s: float) -> Job:
-    async def tick() -> None:
-        ctx = CommandContext(uuid4(), utc_now(), "review-escalation", "review-timer")
-        await handlers.escalate_overdue(ctx)
-
-    return periodic(tick, interval_s, "review escalation")
-
-
 @asynccontextmanager
 async def running(settings: ReviewSettings, schema: str = SCHEMA) -> AsyncIterator[ReviewApi]:
     """Pool, stores, handlers, the consumers of binding's and identity's topics, the case
     table projection, the escalation timer, and the relay and sealer of the review log."""
     pool = await create_pool(settings)
-    broker = KafkaBroker(settings.kafka_bootstrap_servers)
+    broker = service_broker(settings.kafka_bootstrap_servers)
     try:
         handlers = make_handlers(settings, pool, schema)
         inbox, dead_letters = PostgresInbox(pool, schema), BrokerDeadLetters(broker)
@@ -89,7 +74,12 @@ async def running(settings: ReviewSettings, schema: str = SCHEMA) -> AsyncIterat
             consumer.subscribe(broker, settings.topic(source), group_id=group)
         cases = ProjectionRunner(pool, schema, CaseTable(schema))
         jobs = {
-            "escalation": escalation(handlers, settings.review_escalation_interval_s),
+            "escalation": timer(
+                handlers.escalate_overdue,
+                settings.review_escalation_interval_s,
+                "review-escalation",
+                "review-timer",
+            ),
             "cases": cases.run,
         }
         async with background(settings, pool, schema, SERVICE, more=jobs):

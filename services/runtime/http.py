@@ -6,7 +6,8 @@ errors, and a safe 500 that never carries a stack trace or what a person typed."
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -14,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import Message
 
+from services.runtime.auth import configure_auth
 from services.runtime.errors import DomainError
 from services.runtime.logging import get_logger
 
@@ -149,3 +151,26 @@ def configure_errors(
     app.state.max_body_bytes = max_body_bytes
     limit_body(app, max_body_bytes)
     app.middleware("http")(_unexpected)  # added last: the outermost, so it sees every failure
+
+
+def service_app(
+    service: str,
+    jwt_secret: str,
+    open_api: Callable[[], AbstractAsyncContextManager[object]],
+    statuses: Mapping[type[DomainError], int],
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> FastAPI:
+    """A service's app without its routes: `open_api` builds the dependencies when it starts
+    (kept as `app.state.<service>`) and closes them at the end; tokens and errors as above."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_api() as api:
+            setattr(app.state, service, api)
+            yield
+
+    app = FastAPI(title=f"qinqing {service}", version="1", lifespan=lifespan)
+    configure_auth(app, jwt_secret)
+    configure_errors(app, statuses, max_body_bytes=max_body_bytes)
+    return app

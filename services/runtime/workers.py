@@ -7,11 +7,14 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
+from uuid import uuid4
 
 import asyncpg
 
 from services.runtime.checkpoints import PostgresCheckpoints
+from services.runtime.decider import CommandContext
 from services.runtime.integrity import Sealer
 from services.runtime.logging import get_logger
 from services.runtime.pgstore import PostgresEventStore
@@ -68,6 +71,25 @@ def periodic(tick: Callable[[], Awaitable[object]], interval_s: float, what: str
                 log.warning(f"{what} paused", error_type=type(exc).__name__)
 
     return run
+
+
+def utc_now() -> datetime:
+    """The services' clock (commands take their time from it, never the domain)."""
+    return datetime.now(UTC)
+
+
+def timer(
+    tick: Callable[[CommandContext], Awaitable[object]],
+    interval_s: float,
+    name: str,
+    actor: str,
+) -> Job:
+    """A periodic job sending `tick` a fresh command context (correlation id `name`)."""
+
+    async def once() -> None:
+        await tick(CommandContext(uuid4(), utc_now(), name, actor))
+
+    return periodic(once, interval_s, name)
 
 
 def _report_failure(task: asyncio.Task[None]) -> None:
