@@ -29,12 +29,35 @@ with the rate under `value`, its `definition` and details, shown in a table of t
   project's argon2id parameters; reports them, the ms per verification and why that cost
   (the lockout after 5 attempts, not the KDF, protects a space of 10^6).
 
-Everything happens in a fresh `bench_<hex>` schema and fresh topics, dropped at the end
+Three end-to-end figures (`flows`) have absolute targets: complete bindings by ID number +
+materials through identity, binding and review (served in this process over loopback HTTP,
+talking only through Kafka; review auto-approves by policy, the face simulator answers at
+once), 1,000 flows with 50 in flight after untimed setup (registrations, uploads, warm-up):
+
+* `binding_flows_per_s` (target >= 200): flows / seconds from the first POST /bindings to
+  the last `MemberBound` received from Kafka.
+* `binding_flow_p50_ms`, `binding_flow_p99_ms` (target <= 1000): from a flow's POST to its
+  `MemberBound` arriving at a Kafka consumer in the same process.
+
+Beside them, `binding_flows` says where the time goes: each hop between services as seen on
+Kafka, HTTP time per call, CPU of this process, PostgreSQL and Kafka, events and consumed
+messages per flow, and the cluster's oldest open transaction (the relays' read horizon). A
+figure counts only if every flow was bound (`valid`).
+
+Everything happens in fresh `bench_<hex>` schemas and fresh topics, dropped at the end
 (`run`); `report` describes the machine and writes the JSON, Markdown and table.
 """
 
-from services.bench.common import ABSOLUTES, FIGURES, QUICK
+from services.bench.common import ABSOLUTES, FIGURES, FLOW_FIGURES, QUICK
 from services.bench.report import write_outputs
 from services.bench.run import bench_command, run_bench
 
-__all__ = ["ABSOLUTES", "FIGURES", "QUICK", "bench_command", "run_bench", "write_outputs"]
+__all__ = [
+    "ABSOLUTES",
+    "FIGURES",
+    "FLOW_FIGURES",
+    "QUICK",
+    "bench_command",
+    "run_bench",
+    "write_outputs",
+]

@@ -19,6 +19,13 @@ TARGETS = {
 FIGURES = tuple(TARGETS)
 # Absolute rates with no ceiling to divide by (`identity`): reported beside the ratios.
 ABSOLUTES = ("id_validations_per_s", "password_verifications_per_s")
+# End-to-end figures with absolute targets (`flows`): (comparison, limit), or None for none.
+FLOW_TARGETS: dict[str, tuple[str, float] | None] = {
+    "binding_flows_per_s": (">=", 200.0),
+    "binding_flow_p50_ms": None,
+    "binding_flow_p99_ms": ("<=", 1000.0),
+}
+FLOW_FIGURES = tuple(FLOW_TARGETS)
 
 STREAM_TYPES = ("account", "binding", "voucher", "proxy")
 
@@ -51,6 +58,11 @@ class BenchConfig:
     id_validations: int = 120_000  # parse_id_number calls, cycling over the generated set
     id_numbers: int = 10_000  # distinct generated ID numbers (half valid, half invalid)
     password_verifications: int = 150  # argon2id verifications (~20 ms each)
+    flows: int = 1_000  # complete binding flows measured (5 per holder)
+    flow_warmup: int = 20  # untimed flows first (connections, the letter's font, caches)
+    flow_concurrency: int = 50  # flows in flight (closed loop)
+    flow_timeout_s: float = 60.0  # a flow not bound this long after its POST is incomplete
+    flow_registrations_in_flight: int = 16  # concurrent POST /persons while setting up
 
 
 FULL = BenchConfig(mode="full")
@@ -69,6 +81,10 @@ QUICK = replace(
     id_validations=10_000,
     id_numbers=2_000,
     password_verifications=10,
+    flows=40,
+    flow_warmup=5,
+    flow_concurrency=8,
+    flow_timeout_s=30.0,
 )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from services.bench.common import ABSOLUTES, FIGURES
+from services.bench.common import ABSOLUTES, FIGURES, FLOW_FIGURES
 from services.bench.kafka import kafka_libs, kafka_version
 from services.runtime.infra import repo_root
 
@@ -113,6 +113,60 @@ def _absolute_row(key: str, fig: dict[str, Any]) -> tuple[str, str]:
     )
 
 
+def _flow_row(key: str, fig: dict[str, Any], flows: dict[str, Any]) -> tuple[str, str, str]:
+    """Value (marked against its target), target and details of an end-to-end flow figure."""
+    mark = "" if fig["meets_target"] is None else (" ✓" if fig["meets_target"] else " ✗")
+    target = fig["target"] or "—"
+    if key == "binding_flows_per_s":
+        refused = sum(flows["flows_refused"].values()) + flows["flows_rejected"]
+        details = (
+            f"{flows['flows_bound']:,} of {flows['flows_requested']:,} bound, "
+            f"{flows['flows_incomplete']} incomplete, {refused} refused or rejected; "
+            f"{flows['in_flight']} in flight; {fig['seconds']:.1f} s"
+        )
+        return f"{fig['value']:,.1f} flows/s{mark}", target, details
+    lat = flows["latency_ms"]
+    details = (
+        f"mean {lat['mean']:,.0f} ms, max {lat['max']:,.0f} ms; request to MemberBound "
+        "received from Kafka"
+    )
+    return f"{fig['value']:,.0f} ms{mark}", target, details
+
+
+def flow_note(flows: dict[str, Any]) -> str:
+    """Where a flow's time goes, in one paragraph, from the phase's own measurements."""
+    hops = flows["stages_ms"]
+    cpu = flows["cpu"]
+    per_flow, busy, cores = cpu["cpu_ms_per_flow"], cpu["cores_busy"], cpu["machine_cores"]
+    horizon = cpu.get("read_horizon", {}).get("oldest_transaction_ms", {})
+
+    def p50(hop: str) -> str:
+        return f"{hops.get(hop, {}).get('p50', 0):,.0f}"
+
+    text = (
+        f"Hops at p50 (arrival on Kafka): POST to MemberBindRequested {p50('post_to_requested')}"
+        f" ms; to identity's FaceCheckRequested {p50('requested_to_face_check_opened')} ms, "
+        f"the face answer {p50('face_check_opened_to_face_verified')} ms, back in binding "
+        f"{p50('face_verified_to_face_recorded')} ms; the three HTTP calls "
+        f"{p50('post_to_submit_done')} ms, then BindingMaterialsSubmitted "
+        f"{p50('submit_done_to_submitted')} ms, review's MaterialsApproved "
+        f"{p50('submitted_to_review_approved')} ms, back in binding "
+        f"{p50('review_approved_to_approval_recorded')} ms. CPU per flow: the services' "
+        f"process (and the driver) {per_flow.get('this_process', 0):,.0f} ms "
+        f"({busy.get('this_process', 0):.2f} of {cores} cores busy), PostgreSQL "
+        f"{per_flow.get('postgres', 0):,.0f} ms, Kafka {per_flow.get('kafka', 0):,.0f} ms; "
+        f"the whole machine {100 * (cpu.get('machine_busy_fraction') or 0):.0f} % busy. Per "
+        f"flow {flows['per_flow']['events']:g} events and {flows['per_flow']['inbox_rows']:g} "
+        "consumed messages (each its own inbox transaction and offset commit)"
+    )
+    if horizon:
+        text += (
+            f"; the oldest open transaction in the cluster, which every relay waits for, "
+            f"was {horizon['p50']:,.0f} ms old at p50 and {horizon['max']:,.0f} ms at most"
+        )
+    return text
+
+
 def render_markdown(result: dict[str, Any]) -> str:
     machine = result["machine"]
     lines = [
@@ -146,6 +200,20 @@ def render_markdown(result: dict[str, Any]) -> str:
             lines.append(f"| `{key}` | {value} | {details} |")
         if "password_verifications_per_s" in result:
             lines += ["", f"Why this KDF cost: {result['password_verifications_per_s']['why']}."]
+    flows = result.get("binding_flows")
+    if flows is not None:
+        lines += [
+            "",
+            "End-to-end binding flows (ID number + materials, review auto-approved, face check "
+            "by the simulator at once) through identity, binding and review on the local stack:",
+            "",
+            "| Figure | Value | Target | Details |",
+            "|---|---:|---:|---|",
+        ]
+        for key in FLOW_FIGURES:
+            value, target, details = _flow_row(key, result[key], flows)
+            lines.append(f"| `{key}` | {value} | {target} | {details} |")
+        lines += ["", f"Where the time goes: {flow_note(flows)}."]
     return "\n".join(lines) + "\n"
 
 
@@ -156,10 +224,16 @@ def render_table(result: dict[str, Any]) -> str:
         ours, ceiling = _absolutes(key, fig)
         ratio = f"{fig['ratio']:.2f}"
         rows.append((key, ratio, f">= {fig['target']}", ours, ceiling))
+    tables = [_columns(rows)]
     identity = [(key, *_absolute_row(key, result[key])) for key in ABSOLUTES if key in result]
-    if not identity:
-        return _columns(rows)
-    return f"{_columns(rows)}\n\n{_columns([('identity', 'value', 'details'), *identity])}"
+    if identity:
+        tables.append(_columns([("identity", "value", "details"), *identity]))
+    flows = result.get("binding_flows")
+    if flows is not None:
+        flow_rows = [("flows", "value", "target", "details")]
+        flow_rows += [(key, *_flow_row(key, result[key], flows)) for key in FLOW_FIGURES]
+        tables.append(_columns(flow_rows))
+    return "\n\n".join(tables)
 
 
 def _columns(rows: Sequence[Sequence[str]]) -> str:

@@ -1,4 +1,4 @@
-"""`run_bench`, which runs the phases (three in fresh schemas), and the `qinqing bench` command."""
+"""`run_bench`, which runs the phases (four in fresh schemas), and the `qinqing bench` command."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from services.bench.appends import append_figures
 from services.bench.common import (
     ABSOLUTES,
     FIGURES,
+    FLOW_FIGURES,
     FULL,
     QUICK,
     BenchConfig,
@@ -25,6 +26,7 @@ from services.bench.common import (
     now,
     rate,
 )
+from services.bench.flows import flow_figures
 from services.bench.identity import identity_figures
 from services.bench.kafka import kafka_preflight
 from services.bench.rebuild import rebuild_figure
@@ -39,6 +41,7 @@ from services.bench.report import (
 from services.runtime.db import create_pool
 from services.runtime.infra import repo_root
 from services.runtime.infra.postgres import redact
+from services.runtime.logging import configure_logging
 from services.runtime.migrate import migrate, package_migrations
 from services.runtime.settings import Settings
 
@@ -51,7 +54,9 @@ async def run_bench(
     """One run in fresh schemas, dropped afterwards; returns the JSON document.
 
     Appends run in `bench_<hex>_a`; the relay backlog (which the rebuild then replays) lives in
-    `bench_<hex>_r`, so the rebuild replays exactly the warm-up + backlog events.
+    `bench_<hex>_r`, so the rebuild replays exactly the warm-up + backlog events. The binding
+    flows run last, against identity, binding and review in `bench_<hex>_f_<service>` with
+    topics `bench<hex>.<service>.v1`.
     """
     settings = settings or Settings()
     base = f"bench_{uuid.uuid4().hex[:12]}"
@@ -95,6 +100,7 @@ async def run_bench(
             "events_per_command": cfg.load_batch,
             "writers": LOAD_WRITERS,
         }
+        result.update(await flow_figures(cfg, settings, base, say))
     finally:
         for schema in (appends_schema, log_schema):
             with contextlib.suppress(Exception):
@@ -103,14 +109,26 @@ async def run_bench(
     result["machine"]["load_average_at_end"] = load_average()
     result["config"] = asdict(cfg)
     result["elapsed_s"] = round(time.perf_counter() - began, 1)
-    say(f"done in {result['elapsed_s']:.0f} s; schemas {base}_a/_r dropped")
-    keys = ("date", "mode", "elapsed_s", "machine", "stack", *FIGURES, *ABSOLUTES, "load", "config")
+    say(f"done in {result['elapsed_s']:.0f} s; schemas {base}_a/_r/_f_* dropped")
+    keys = (
+        "date",
+        "mode",
+        "elapsed_s",
+        "machine",
+        "stack",
+        *FIGURES,
+        *ABSOLUTES,
+        *FLOW_FIGURES,
+        "binding_flows",
+        "load",
+        "config",
+    )
     return {key: result[key] for key in keys}
 
 
 def bench_command(
     quick: Annotated[
-        bool, typer.Option("--quick", help="Smaller sizes, under ~45 s (full run: ~3 min).")
+        bool, typer.Option("--quick", help="Smaller sizes, under ~1 min (full run: ~4 min).")
     ] = False,
     output_dir: Annotated[
         Path | None,
@@ -120,8 +138,11 @@ def bench_command(
         ),
     ] = None,
 ) -> None:
-    """Measure the event store, relay and rebuild against raw ceilings, and the identity rates."""
+    """Measure the event store, relay and rebuild against raw ceilings, the identity rates and
+    end-to-end binding flows through identity, binding and review."""
     cfg = QUICK if quick else FULL
+    # The services' own INFO lines (migrations, retried decisions) would interleave the output.
+    configure_logging("WARNING", Settings().log_json)
     try:
         result = asyncio.run(run_bench(cfg))
     except BenchError as exc:

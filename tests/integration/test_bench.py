@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from services.bench import ABSOLUTES, FIGURES, QUICK, run_bench, write_outputs
+from services.bench import ABSOLUTES, FIGURES, FLOW_FIGURES, QUICK, run_bench, write_outputs
 from services.runtime.settings import Settings
 
 TINY = dataclasses.replace(
@@ -25,6 +25,9 @@ TINY = dataclasses.replace(
     id_validations=2_000,
     id_numbers=200,
     password_verifications=4,
+    flows=10,
+    flow_warmup=2,
+    flow_concurrency=4,
 )
 
 
@@ -60,18 +63,36 @@ async def test_bench_writes_every_figure(
     assert "lock" in password["why"]
     assert written["machine"]["cpu_count"] >= 1
     assert written["machine"]["postgresql"]
-    for key in (*FIGURES, *ABSOLUTES):
+    for key in FLOW_FIGURES:
+        flow_figure = written[key]
+        assert flow_figure["value"] > 0, (key, flow_figure)
+        assert flow_figure["valid"] is True, (key, flow_figure)
+        assert flow_figure["definition"], (key, flow_figure)
+    assert written["binding_flows_per_s"]["target"] == ">= 200"
+    assert written["binding_flow_p99_ms"]["target"] == "<= 1000"
+    assert written["binding_flow_p50_ms"]["value"] <= written["binding_flow_p99_ms"]["value"]
+    flows = written["binding_flows"]
+    assert flows["flows_requested"] == TINY.flows
+    assert flows["flows_bound"] == TINY.flows, flows
+    assert flows["flows_incomplete"] == 0
+    assert flows["flows_refused"] == {}
+    assert flows["per_flow"]["binding_events"] == 7  # requested .. bound, nothing repeated
+    assert flows["cpu"]["cpu_s"]["this_process"] > 0
+    assert flows["stages_ms"]["submitted_to_review_approved"]["p50"] >= 0
+    for key in (*FIGURES, *ABSOLUTES, *FLOW_FIGURES):
         assert f"`{key}`" in md_path.read_text()
+    assert "Where the time goes" in md_path.read_text()
     assert any(line.startswith("appends:") for line in lines)
     assert any(line.startswith("rebuild:") for line in lines)
     assert any(line.startswith("identity:") for line in lines)
+    assert any(line.startswith("flows:") for line in lines)
 
     # The run cleans up after itself: no bench schema is left behind.
     conn = await asyncpg.connect(database_url)
     try:
         left = await conn.fetch(
             "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'bench\\_%\\_a'"
-            " OR nspname LIKE 'bench\\_%\\_r'"
+            " OR nspname LIKE 'bench\\_%\\_r' OR nspname LIKE 'bench\\_%\\_f\\_%'"
         )
     finally:
         await conn.close()

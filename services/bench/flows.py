@@ -1,0 +1,895 @@
+"""Flows phase: complete bindings by ID number + materials through identity, binding and review.
+
+The three services run in this process (`services.demo.stack.running_stack`, loopback HTTP,
+talking only through Kafka, each in a fresh schema, in a fresh topic namespace), the face
+simulator answers at once, and the region's review policy auto-approves member-binding cases,
+so no person is in the measured path. One flow, as a holder's app drives it:
+
+    POST /bindings (member aged 16+, method id_number)            -> 202, waits for materials
+    POST /bindings/{id}/commitment-letter/signature (uploaded PNG)  -> the letter is signed
+    POST /bindings/{id}/materials (both household pages, uploaded)  -> waits for review + face
+
+then binding -> Kafka -> review opens the case, auto-approves -> Kafka -> binding; and
+binding -> Kafka -> identity opens the member's face check, the simulator verifies it -> Kafka
+-> binding; binding records `MemberBound` and relays it. A flow's latency runs from just before
+its POST to the moment a Kafka consumer of binding's topic, in this process, receives that
+`MemberBound` (the bound state as published on Kafka); nothing polls the HTTP API.
+
+Setup is untimed: registering holders (5 members each) and members through identity's API,
+waiting until binding's persons directory and review's lookups know every one, uploading the
+signature and the two household pages once (content-addressed: every flow attaches the same
+hashes), the policy, and a few warm-up flows. Then the flows run closed-loop with a bounded
+number in flight. Beside the three figures the phase reports where the time goes: CPU seconds
+of this process (driver and all three services: one Python process, so at most one core) and
+of the PostgreSQL and Kafka processes, machine-wide CPU use, HTTP time per call, events,
+inbox rows and database transactions per flow, and the median time of each stage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import statistics
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from contracts.envelope import event_type
+from services.bench.common import FLOW_TARGETS, BenchConfig, BenchError, Say, rate
+from services.binding.handlers import china_today
+from services.binding.rules import BindingKind, Method, Relation
+from services.demo.people import NANCHANG_DISTRICT, Person, household_page_pdf, signature_png
+from services.demo.stack import SERVICES, Stack, running_stack
+from services.identity.id_number import check_char, parse_id_number
+from services.review.events import CaseType, ReviewMode
+from services.runtime.auth import Principal, Role, issue_token, jwt_secret
+from services.runtime.settings import Settings
+
+MEMBERS_PER_HOLDER = 5  # the family account's limit: every holder binds exactly this many
+ID_REGION = "360121"  # 南昌县: a county code valid in every birth year used below
+POLICY_REGION = "36"  # Jiangxi: every holder is insured in Nanchang (360102)
+_SURNAMES = "李王张刘陈杨黄赵吴周徐孙胡朱高林何郭马罗"
+_GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚桂"
+_RELATIONS = (
+    Relation.PARENT,
+    Relation.SPOUSE,
+    Relation.CHILD,
+    Relation.SIBLING,
+    Relation.GRANDPARENT,
+)
+# The events a flow passes through, watched on the three topics: stage name by CloudEvents
+# type. Identity's face-check events carry the check id; its request is the check's
+# `correlation_id`, which `FaceCheckRequested` carries.
+_STAGES = {
+    event_type("binding", "MemberBindRequested", 1): "requested",
+    event_type("binding", "BindingMaterialsSubmitted", 1): "submitted",
+    event_type("binding", "BindingFaceVerified", 1): "face_recorded",
+    event_type("binding", "BindingMaterialsApproved", 1): "approval_recorded",
+    event_type("binding", "MemberBound", 1): "bound",
+    event_type("binding", "BindingRejected", 1): "rejected",
+    event_type("identity", "FaceCheckRequested", 1): "face_check_opened",
+    event_type("identity", "FaceVerified", 1): "face_verified",
+    event_type("review", "MaterialsApproved", 1): "review_approved",
+}
+# The hops of a flow, each from one stage (or HTTP call) to the next as seen on Kafka.
+_HOPS = (
+    ("post_to_requested", "post", "requested"),
+    ("requested_to_face_check_opened", "requested", "face_check_opened"),
+    ("face_check_opened_to_face_verified", "face_check_opened", "face_verified"),
+    ("face_verified_to_face_recorded", "face_verified", "face_recorded"),
+    ("post_to_submit_done", "post", "submit_done"),
+    ("submit_done_to_submitted", "submit_done", "submitted"),
+    ("submitted_to_review_approved", "submitted", "review_approved"),
+    ("review_approved_to_approval_recorded", "review_approved", "approval_recorded"),
+    ("submit_done_to_bound", "submit_done", "bound"),
+)
+_CALLS = ("request", "sign", "submit")  # the HTTP calls of one flow, in order
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_QUIET = ("uvicorn.access", "uvicorn.error", "faststream", "faststream.access.kafka", "aiokafka")
+
+DEFINITION = (
+    "complete bindings by ID number + materials (family account, member aged 16+) through "
+    "identity, binding and review served in one process over loopback HTTP, talking only "
+    "through Kafka (fresh schemas and topics): POST /bindings, sign the commitment letter with "
+    "an uploaded signature, submit both household pages; binding -> review (policy "
+    "auto_approve for member_binding, so no reviewer) -> binding, and binding -> identity "
+    "(the member's face check, simulator answering at once) -> binding -> MemberBound. Latency: "
+    "from just before the POST to the arrival of that MemberBound at a Kafka consumer of "
+    "binding's topic in the same process (bound as published on Kafka). Closed loop: "
+    "{concurrency} flows in flight, {flows} flows after {warmup} warm-up flows; holders with "
+    "5 members each, a holder's flows never in flight together; flows/s = flows / seconds from "
+    "the first POST to the last MemberBound"
+)
+
+
+# ---------------------------------------------------------------------------- people
+
+
+@dataclass(frozen=True)
+class _Insured:
+    person: Person
+    id_number: str
+    pseudonym: str = ""
+
+
+def _people(count: int, today: date) -> list[_Insured]:
+    """`count` made-up adults (16+), each with a valid ID number of their own birth date."""
+    first = date(1946, 1, 1)
+    people: list[_Insured] = []
+    for k in range(count):
+        born = first + timedelta(days=(k * 11) % 20_000)  # 1946..2000: distinct to 1,818
+        sequence = (k // 1818) * 2 + k % 2
+        body = f"{ID_REGION}{born:%Y%m%d}{sequence:03d}"
+        number = body + check_char(body)
+        parse_id_number(number, today)  # a generator bug stops the bench before any request
+        name = (
+            _SURNAMES[k % len(_SURNAMES)]
+            + _GIVEN[(k // len(_SURNAMES)) % len(_GIVEN)]
+            + _GIVEN[(k * 7) % len(_GIVEN)]
+        )
+        people.append(_Insured(Person(f"p{k}", name, born, female=k % 2 == 0), number))
+    return people
+
+
+# ---------------------------------------------------------------------------- measuring
+
+
+def _percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, round(q / 100 * len(ordered) + 0.5 - 1e-9))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def _summary_ms(seconds: list[float]) -> dict[str, float]:
+    if not seconds:
+        return {}
+    ms = [s * 1000 for s in seconds]
+    return {
+        "p50": round(_percentile(ms, 50), 2),
+        "p99": round(_percentile(ms, 99), 2),
+        "mean": round(statistics.fmean(ms), 2),
+        "max": round(max(ms), 2),
+    }
+
+
+def _proc_cpu(pid: int) -> float | None:
+    """utime + stime of a process, in seconds (None once it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # fields 14 and 15 of proc(5)
+
+
+def _processes(match: Callable[[str, str], bool]) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm = (entry / "comm").read_text().strip()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if match(comm, cmdline):
+            pids.append(int(entry.name))
+    return pids
+
+
+def _machine_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot, from /proc/stat."""
+    try:
+        first = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except (OSError, IndexError):
+        return 0, 0
+    values = [int(v) for v in first[:8]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+@dataclass
+class _CpuMeter:
+    """CPU seconds used by this process, PostgreSQL's and Kafka's between start and stop."""
+
+    started: dict[str, dict[int, float]] = field(default_factory=dict)
+    machine: tuple[int, int] = (0, 0)
+    wall: float = 0.0
+
+    @staticmethod
+    def _groups() -> dict[str, list[int]]:
+        return {
+            "this_process": [os.getpid()],
+            "postgres": _processes(lambda comm, _: comm.startswith("postgres")),
+            "kafka": _processes(lambda _, cmd: "kafka.Kafka" in cmd),
+        }
+
+    def _sample(self) -> dict[str, dict[int, float]]:
+        sample: dict[str, dict[int, float]] = {}
+        for group, pids in self._groups().items():
+            sample[group] = {p: c for p in pids if (c := _proc_cpu(p)) is not None}
+        return sample
+
+    def start(self) -> None:
+        self.started, self.machine, self.wall = (
+            self._sample(),
+            _machine_jiffies(),
+            time.perf_counter(),
+        )
+
+    def stop(self, flows: int) -> dict[str, Any]:
+        ended, machine = self._sample(), _machine_jiffies()
+        wall = time.perf_counter() - self.wall
+        used = {
+            group: sum(cpu - self.started[group].get(pid, 0.0) for pid, cpu in pids.items())
+            for group, pids in ended.items()
+        }
+        busy, total = (machine[0] - self.machine[0], machine[1] - self.machine[1])
+        cores = os.cpu_count() or 1
+        return {
+            "seconds": round(wall, 2),
+            "cpu_s": {group: round(s, 2) for group, s in used.items()},
+            "cores_busy": {group: round(s / wall, 2) for group, s in used.items()} if wall else {},
+            "cpu_ms_per_flow": {
+                group: round(s / flows * 1000, 2) for group, s in used.items()
+            } if flows else {},
+            "machine_busy_fraction": round(busy / total, 3) if total else None,
+            "machine_cores": cores,
+        }  # fmt: skip
+
+
+class _BoundWatch:
+    """A consumer of the three topics (no group, from their ends): when each request reached
+    each stage, as `time.perf_counter()` on arrival, and waiters for `MemberBound`."""
+
+    def __init__(self, bootstrap: str, topics: list[str]) -> None:
+        self.topics, self.bootstrap = topics, bootstrap
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=50
+        )
+        self.stages: dict[str, dict[str, float]] = defaultdict(dict)
+        self.published_ms: dict[str, int] = {}  # request id -> MemberBound's record timestamp
+        self.messages = 0
+        self._checks: dict[str, str] = {}  # face check id -> request id
+        self._waiters: dict[str, asyncio.Future[float]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            described = await admin.describe_topics(self.topics)
+        finally:
+            await admin.close()
+        assigned = [
+            TopicPartition(t["topic"], p["partition"])
+            for t in described
+            for p in t.get("partitions", [])
+        ]
+        if {tp.topic for tp in assigned} != set(self.topics):
+            raise BenchError(f"not every topic of {self.topics} has partitions")
+        await self.consumer.start()
+        self.consumer.assign(assigned)
+        await self.consumer.seek_to_end(*assigned)
+        for tp in assigned:  # resolve the end offsets now, before any flow starts
+            await self.consumer.position(tp)
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self.consumer.getmany(timeout_ms=200)
+            arrived = time.perf_counter()
+            for records in batch.values():
+                for record in records:
+                    self.messages += 1
+                    self._seen(record.headers, record.value, record.timestamp, arrived)
+
+    def _seen(self, headers: Any, value: bytes | None, timestamp: int, arrived: float) -> None:
+        ce_type = next((v for k, v in headers if k == "ce_type"), b"").decode()
+        stage = _STAGES.get(ce_type)
+        if stage is None or value is None:
+            return
+        data = json.loads(value)
+        if stage == "face_check_opened":
+            self._checks[str(data["check_id"])] = str(data["correlation_id"])
+            request_id = str(data["correlation_id"])
+        elif stage == "face_verified":
+            request_id = self._checks.get(str(data["check_id"]), "")
+        else:
+            request_id = str(data["request_id"])
+        self.stages[request_id].setdefault(stage, arrived)
+        if stage in ("bound", "rejected"):
+            if stage == "bound":
+                self.published_ms[request_id] = timestamp
+            waiter = self._waiters.pop(request_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(arrived)
+
+    async def ended(self, request_id: str, timeout_s: float) -> float:
+        """When the request's MemberBound (or BindingRejected) arrived; TimeoutError."""
+        seen = self.stages.get(request_id, {})
+        if "bound" in seen or "rejected" in seen:
+            return seen.get("bound", seen.get("rejected", 0.0))
+        waiter = self._waiters.setdefault(request_id, asyncio.get_running_loop().create_future())
+        return await asyncio.wait_for(asyncio.shield(waiter), timeout_s)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.consumer.stop()
+
+
+class _HorizonSampler:
+    """Every relay reads only events of transactions below the oldest transaction still
+    running in the whole cluster (`pg_snapshot_xmin`), so any open transaction holding an xid
+    delays every service's publishing. Sampled every `interval_s` while the flows run."""
+
+    SQL = (
+        "SELECT coalesce(extract(epoch FROM clock_timestamp() - min(xact_start)), 0)::float8,"
+        " count(*)::int,"
+        " (pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
+        "  - pg_snapshot_xmin(pg_current_snapshot())::text::bigint)"
+        " FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()"
+    )
+
+    def __init__(self, conn: asyncpg.Connection, interval_s: float = 0.1) -> None:
+        self.conn, self.interval_s = conn, interval_s
+        self.oldest_s: list[float] = []
+        self.with_xid: list[int] = []
+        self.window: list[int] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            row = await self.conn.fetchrow(self.SQL)
+            if row is not None:
+                self.oldest_s.append(row[0])
+                self.with_xid.append(row[1])
+                self.window.append(row[2])
+            await asyncio.sleep(self.interval_s)
+
+    async def stop(self) -> dict[str, Any]:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if not self.oldest_s:
+            return {}
+        return {
+            "definition": "sampled every 0.1 s over the whole cluster while the flows ran: the "
+            "age of the oldest transaction holding an xid (no relay can publish an event "
+            "committed after it began until it ends), how many transactions held one, and "
+            "xmax - xmin of the current snapshot",
+            "samples": len(self.oldest_s),
+            "oldest_transaction_ms": _summary_ms(self.oldest_s),
+            "transactions_with_xid": {
+                "p50": _percentile([float(n) for n in self.with_xid], 50),
+                "max": max(self.with_xid),
+            },
+            "snapshot_xid_window": {
+                "p50": _percentile([float(n) for n in self.window], 50),
+                "max": max(self.window),
+            },
+        }
+
+
+# ---------------------------------------------------------------------------- the phase
+
+
+@dataclass
+class _Run:
+    """What the timed flows left: per flow its start and end, per call its seconds."""
+
+    starts: dict[str, float] = field(default_factory=dict)  # request id -> perf_counter
+    starts_wall: dict[str, float] = field(default_factory=dict)  # request id -> time.time()
+    submitted: dict[str, float] = field(default_factory=dict)  # request id -> last call done
+    latencies: dict[str, float] = field(default_factory=dict)  # request id -> seconds
+    calls: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: Counter[str] = field(default_factory=Counter)
+    incomplete: int = 0
+    rejected: int = 0
+    first_start: float | None = None
+    last_end: float = 0.0
+
+
+class _Driver:
+    """A holder's app for many holders: tokens issued once, one HTTP client for all."""
+
+    def __init__(self, stack: Stack, secret: str, concurrency: int) -> None:
+        self.stack, self.secret = stack, secret
+        limits = httpx.Limits(max_connections=concurrency + 20, max_keepalive_connections=None)
+        self.http = httpx.AsyncClient(timeout=60, limits=limits)
+        self.operator = self._token(Principal("bench-operator", Role.OPERATOR))
+        self.tokens: dict[str, dict[str, str]] = {}
+        self.signature = self.holder_page = self.member_page = ""
+
+    def _token(self, principal: Principal) -> dict[str, str]:
+        token = issue_token(principal, timedelta(hours=2), secret=self.secret)
+        return {"Authorization": f"Bearer {token}"}
+
+    def url(self, service: str, path: str) -> str:
+        return f"{self.stack.urls[service]}{path}"
+
+    async def register(self, person: _Insured) -> _Insured:
+        body = {
+            "name": person.person.name,
+            "id_number": person.id_number,
+            "insured_place": NANCHANG_DISTRICT,
+        }
+        answer = await self.http.post(
+            self.url("identity", "/persons"), json=body, headers=self.operator
+        )
+        if answer.status_code != 201:
+            raise BenchError(f"registering a person: {answer.status_code} {_code(answer)}")
+        pseudonym = str(answer.json()["pseudonym"])
+        self.tokens[pseudonym] = self._token(Principal(pseudonym, Role.INSURED))
+        return _Insured(person.person, person.id_number, pseudonym)
+
+    async def auto_approve(self) -> dict[str, Any]:
+        body = {"mode": ReviewMode.AUTO_APPROVE.value}
+        path = f"/policies/{POLICY_REGION}/{CaseType.MEMBER_BINDING.value}"
+        answer = await self.http.put(self.url("review", path), json=body, headers=self.operator)
+        if answer.status_code != 200:
+            raise BenchError(f"setting the review policy: {answer.status_code} {_code(answer)}")
+        policy: dict[str, Any] = answer.json()
+        return policy
+
+    async def upload_materials(self, holder: _Insured, member: _Insured) -> None:
+        """The signature image and both household pages, once: every flow attaches them."""
+        headers = self.tokens[holder.pseudonym]
+
+        async def upload(data: bytes, content_type: str, name: str) -> str:
+            files = {"file": (name, data, content_type)}
+            answer = await self.http.post(
+                self.url("binding", "/materials"), files=files, headers=headers
+            )
+            if answer.status_code != 201:
+                raise BenchError(f"uploading {name}: {answer.status_code} {_code(answer)}")
+            return str(answer.json()["sha256"])
+
+        self.signature = await upload(signature_png("bench"), "image/png", "signature.png")
+        self.holder_page = await upload(
+            household_page_pdf(holder.person, holder.id_number), "application/pdf", "holder.pdf"
+        )
+        self.member_page = await upload(
+            household_page_pdf(member.person, member.id_number), "application/pdf", "member.pdf"
+        )
+
+    async def flow(
+        self,
+        holder: _Insured,
+        member: _Insured,
+        relation: Relation,
+        *,
+        watch: _BoundWatch,
+        run: _Run,
+        timeout_s: float,
+    ) -> None:
+        """One complete flow; its latency (or why it has none) goes into `run`."""
+        headers = self.tokens[holder.pseudonym]
+        form = {
+            "kind": BindingKind.FAMILY_ACCOUNT.value,
+            "method": Method.ID_NUMBER.value,
+            "relation": relation.value,
+            "member_name": member.person.name,
+            "member_id_number": member.id_number,
+        }
+        started, started_wall = time.perf_counter(), time.time()
+        if run.first_start is None:
+            run.first_start = started
+        answer = await self.http.post(
+            self.url("binding", "/bindings"),
+            json=form,
+            headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+        )
+        done = time.perf_counter()
+        run.calls["request"].append(done - started)
+        if answer.status_code != 202:
+            run.errors[f"request {answer.status_code} {_code(answer)}"] += 1
+            return
+        request_id = str(answer.json()["request_id"])
+        run.starts[request_id], run.starts_wall[request_id] = started, started_wall
+        steps = (
+            ("sign", f"/bindings/{request_id}/commitment-letter/signature",
+             {"signature_sha256": self.signature}),
+            ("submit", f"/bindings/{request_id}/materials",
+             {"holder_household": self.holder_page, "member_household": self.member_page}),
+        )  # fmt: skip
+        for call, path, body in steps:
+            before = time.perf_counter()
+            answer = await self.http.post(self.url("binding", path), json=body, headers=headers)
+            done = time.perf_counter()
+            run.calls[call].append(done - before)
+            if answer.status_code != 200:
+                run.errors[f"{call} {answer.status_code} {_code(answer)}"] += 1
+                return
+        run.submitted[request_id] = done
+        try:
+            ended = await watch.ended(request_id, max(0.0, started + timeout_s - done))
+        except TimeoutError:
+            run.incomplete += 1
+            return
+        if "bound" not in watch.stages[request_id]:
+            run.rejected += 1
+            return
+        run.latencies[request_id] = ended - started
+        run.last_end = max(run.last_end, ended)
+
+    async def flows(
+        self,
+        planned: list[tuple[_Insured, _Insured, Relation]],
+        in_flight: int,
+        *,
+        watch: _BoundWatch,
+        timeout_s: float,
+    ) -> _Run:
+        """Run `planned` flows, at most `in_flight` at once and one at a time per holder (as
+        one holder's app would; concurrent flows of one holder would mostly measure retries
+        on the holder's stream). A flow waiting for its holder holds no slot."""
+        run, gate = _Run(), asyncio.Semaphore(in_flight)
+        holder_busy: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+        async def one(holder: _Insured, member: _Insured, relation: Relation) -> None:
+            async with holder_busy[holder.pseudonym], gate:
+                await self.flow(holder, member, relation, watch=watch, run=run, timeout_s=timeout_s)
+
+        await asyncio.gather(*(one(*flow) for flow in planned))
+        return run
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
+def _code(answer: httpx.Response) -> str:
+    with contextlib.suppress(ValueError, AttributeError):
+        return str(answer.json().get("code", ""))
+    return ""
+
+
+async def _gather_bounded(limit: int, jobs: list[Any]) -> list[Any]:
+    gate = asyncio.Semaphore(limit)
+
+    async def one(job: Any) -> Any:
+        async with gate:
+            return await job
+
+    return list(await asyncio.gather(*(one(j) for j in jobs)))
+
+
+async def _count(conn: asyncpg.Connection, schema: str, table: str) -> int:
+    return int(await conn.fetchval(f'SELECT count(*) FROM "{schema}".{table}'))
+
+
+async def _wait_for_directories(
+    conn: asyncpg.Connection, schemas: dict[str, str], people: int, timeout_s: float
+) -> float:
+    """Until binding's persons and review's lookups know all `people`; the seconds it took."""
+    started = time.perf_counter()
+    while True:
+        known = await _count(conn, schemas["binding"], "persons")
+        looked_up = await _count(conn, schemas["review"], "person_lookups")
+        if known >= people and looked_up >= people:
+            return time.perf_counter() - started
+        if time.perf_counter() - started > timeout_s:
+            raise BenchError(
+                f"after {timeout_s:.0f} s binding knows {known} and review {looked_up} of "
+                f"{people} registered persons"
+            )
+        await asyncio.sleep(0.2)
+
+
+async def _counts(conn: asyncpg.Connection, schemas: dict[str, str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for service, schema in schemas.items():
+        counts[f"{service}_events"] = await _count(conn, schema, "events")
+        counts[f"{service}_inbox"] = await _count(conn, schema, "inbox")
+    counts["xact_commit"] = int(
+        await conn.fetchval(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        )
+    )
+    return counts
+
+
+@contextlib.contextmanager
+def _quiet_loggers() -> Iterator[None]:
+    """The services' per-request and per-message library logs off while flows run."""
+    saved = {name: logging.getLogger(name).level for name in _QUIET}
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+
+async def _drop_topics(bootstrap: str, namespace: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        ours = [t for t in await admin.list_topics() if t.startswith(f"{namespace}.")]
+        if ours:
+            await admin.delete_topics(ours)
+    finally:
+        await admin.close()
+
+
+async def _drop_schemas(database_url: str, schemas: dict[str, str]) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        for schema in schemas.values():
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+def flow_schemas(base: str) -> dict[str, str]:
+    return {service: f"{base}_f_{service}" for service in SERVICES}
+
+
+async def flow_figures(
+    cfg: BenchConfig, settings: Settings, base: str, say: Say
+) -> dict[str, dict[str, Any]]:
+    """The three flow figures and the phase's details, in schemas `<base>_f_<service>` and
+    topics `<base>.<service>.v1` (`base` without its `_`), dropped afterwards."""
+    schemas = flow_schemas(base)
+    namespace = base.replace("_", "")
+    bootstrap = settings.kafka_bootstrap_servers
+    try:
+        async with running_stack(
+            settings.database_url,
+            bootstrap,
+            namespace=namespace,
+            schemas=schemas,
+            face_latency_s=0.0,
+        ) as stack:
+            # After the start: the brokers set their access loggers' levels when they start.
+            with _quiet_loggers():
+                return await _measure(stack, cfg, settings, say)
+    finally:
+        with contextlib.suppress(Exception):
+            await _drop_schemas(settings.database_url, schemas)
+        with contextlib.suppress(Exception):
+            await _drop_topics(bootstrap, namespace)
+
+
+async def _measure(
+    stack: Stack, cfg: BenchConfig, settings: Settings, say: Say
+) -> dict[str, dict[str, Any]]:
+    flows, warmup = cfg.flows, cfg.flow_warmup
+    holders_n = -(-flows // MEMBERS_PER_HOLDER)
+    warm_holders_n = -(-warmup // MEMBERS_PER_HOLDER)
+    today = china_today(datetime.now(UTC))
+    people = _people(holders_n + warm_holders_n + flows + warmup, today)
+    driver = _Driver(stack, jwt_secret(settings), cfg.flow_concurrency)
+    conn = await asyncpg.connect(settings.database_url)
+    watch = _BoundWatch(stack.kafka, [f"{stack.namespace}.{s}.v1" for s in SERVICES])
+    try:
+        say(
+            f"flows: registering {len(people):,} persons through identity "
+            f"({holders_n + warm_holders_n} holders)"
+        )
+        began = time.perf_counter()
+        registered = await _gather_bounded(
+            cfg.flow_registrations_in_flight, [driver.register(p) for p in people]
+        )
+        register_s = time.perf_counter() - began
+        directory_s = await _wait_for_directories(
+            conn, stack.schemas, len(people), cfg.flow_timeout_s * 2
+        )
+        say(
+            f"flows: registered in {register_s:.1f} s ({rate(len(people), register_s):.0f}/s); "
+            f"binding and review knew them {directory_s:.1f} s later"
+        )
+        policy = await driver.auto_approve()
+        holders = registered[: holders_n + warm_holders_n]
+        members = registered[holders_n + warm_holders_n :]
+        await driver.upload_materials(holders[0], members[0])
+        await watch.start()
+
+        def plan(
+            first_holder: int, n_holders: int, first_member: int, n: int
+        ) -> list[tuple[_Insured, _Insured, Relation]]:
+            # Flow i: holder i mod n_holders, so one holder's flows are n_holders apart.
+            return [
+                (
+                    holders[first_holder + i % n_holders],
+                    members[first_member + i],
+                    _RELATIONS[(i // n_holders) % len(_RELATIONS)],
+                )
+                for i in range(n)
+            ]
+
+        if warmup:
+            say(f"flows: {warmup} warm-up flows")
+            warm = await driver.flows(
+                plan(holders_n, warm_holders_n, flows, warmup),
+                cfg.flow_concurrency,
+                watch=watch,
+                timeout_s=cfg.flow_timeout_s,
+            )
+            if len(warm.latencies) != warmup:
+                raise BenchError(
+                    f"warm-up: {len(warm.latencies)} of {warmup} flows bound "
+                    f"(errors {dict(warm.errors)}, incomplete {warm.incomplete})"
+                )
+        say(f"flows: {flows:,} flows, {cfg.flow_concurrency} in flight")
+        before = await _counts(conn, stack.schemas)
+        meter, horizon = _CpuMeter(), _HorizonSampler(conn)
+        meter.start()
+        horizon.start()
+        load_start = _load_average()
+        run = await driver.flows(
+            plan(0, holders_n, 0, flows),
+            cfg.flow_concurrency,
+            watch=watch,
+            timeout_s=cfg.flow_timeout_s,
+        )
+        cpu = meter.stop(len(run.latencies))
+        load_end = _load_average()
+        cpu["read_horizon"] = await horizon.stop()
+        after = await _counts(conn, stack.schemas)
+        setup = {
+            "registration_s": round(register_s, 2),
+            "registrations_per_s": round(rate(len(people), register_s), 1),
+            "directories_caught_up_s": round(directory_s, 2),
+            "persons": len(people),
+        }
+        return _figures(
+            cfg,
+            run,
+            watch=watch,
+            cpu=cpu,
+            before=before,
+            after=after,
+            policy=policy,
+            load=(load_start, load_end),
+            setup=setup,
+            say=say,
+        )
+    finally:
+        await watch.stop()
+        await driver.close()
+        await conn.close()
+
+
+def _load_average() -> list[float] | None:
+    with contextlib.suppress(OSError, AttributeError):
+        return [round(x, 2) for x in os.getloadavg()]
+    return None
+
+
+def _figures(
+    cfg: BenchConfig,
+    run: _Run,
+    *,
+    watch: _BoundWatch,
+    cpu: dict[str, Any],
+    before: dict[str, int],
+    after: dict[str, int],
+    policy: dict[str, Any],
+    load: tuple[list[float] | None, list[float] | None],
+    setup: dict[str, Any],
+    say: Say,
+) -> dict[str, dict[str, Any]]:
+    bound = len(run.latencies)
+    if bound == 0 or run.first_start is None:
+        raise BenchError(
+            f"no flow was bound (errors {dict(run.errors)}, incomplete {run.incomplete})"
+        )
+    seconds = run.last_end - run.first_start
+    per_s = rate(bound, seconds)
+    latencies = list(run.latencies.values())
+    p50, p99 = _percentile(latencies, 50) * 1000, _percentile(latencies, 99) * 1000
+    failed = cfg.flows - bound
+    valid = failed == 0
+    say(
+        f"flows: {per_s:,.1f} flows/s, p50 {p50:,.0f} ms, p99 {p99:,.0f} ms; "
+        f"{bound} of {cfg.flows} bound, {run.incomplete} incomplete, "
+        f"{sum(run.errors.values())} refused, {run.rejected} rejected; "
+        f"this process {cpu['cores_busy'].get('this_process', 0):.2f} cores, "
+        f"postgres {cpu['cores_busy'].get('postgres', 0):.2f}, "
+        f"kafka {cpu['cores_busy'].get('kafka', 0):.2f}"
+    )
+    delta = {key: after[key] - before[key] for key in after}
+    published = [
+        watch.published_ms[r] / 1000 - run.starts_wall[r]
+        for r in run.latencies
+        if r in watch.published_ms
+    ]
+    definition = DEFINITION.format(
+        concurrency=cfg.flow_concurrency, flows=cfg.flows, warmup=cfg.flow_warmup
+    )
+
+    def target(key: str, value: float, unit: str, **extra: Any) -> dict[str, Any]:
+        rule = FLOW_TARGETS[key]
+        meets = None
+        if rule is not None:
+            op, limit = rule
+            meets = valid and (value >= limit if op == ">=" else value <= limit)
+        return {
+            "value": round(value, 1),
+            "unit": unit,
+            "target": f"{rule[0]} {rule[1]:g}" if rule else None,
+            "meets_target": meets,
+            "valid": valid,
+            "definition": definition,
+            **extra,
+        }
+
+    return {
+        "binding_flows_per_s": target(
+            "binding_flows_per_s", per_s, "flows/s", flows=bound, seconds=round(seconds, 3)
+        ),
+        "binding_flow_p50_ms": target("binding_flow_p50_ms", p50, "ms"),
+        "binding_flow_p99_ms": target("binding_flow_p99_ms", p99, "ms"),
+        "binding_flows": {
+            "definition": definition,
+            "flows_requested": cfg.flows,
+            "flows_bound": bound,
+            "flows_incomplete": run.incomplete,
+            "flows_refused": dict(run.errors),
+            "flows_rejected": run.rejected,
+            "timeout_s": cfg.flow_timeout_s,
+            "in_flight": cfg.flow_concurrency,
+            "warmup_flows": cfg.flow_warmup,
+            "valid": valid,
+            "latency_ms": _summary_ms(latencies),
+            "latency_to_record_timestamp_ms": _summary_ms(published),
+            "http_call_ms": {call: _summary_ms(run.calls[call]) for call in _CALLS},
+            "stages_ms": _stages(run, watch),
+            "cpu": cpu,
+            "per_flow": _per_flow(delta, bound),
+            "load_average": {"start": load[0], "end": load[1]},
+            "setup": {
+                **setup,
+                "review_policy": {
+                    k: policy.get(k) for k in ("region_prefix", "case_type", "mode", "version")
+                },
+            },
+            "watched_messages": watch.messages,
+        },
+    }
+
+
+def _stages(run: _Run, watch: _BoundWatch) -> dict[str, Any]:
+    """Each hop's spread over the bound flows, from the arrival times of its two ends."""
+    spans: dict[str, list[float]] = defaultdict(list)
+    for request_id in run.latencies:
+        seen = {
+            **watch.stages[request_id],
+            "post": run.starts[request_id],
+            "submit_done": run.submitted[request_id],
+        }
+        for name, start, end in _HOPS:
+            if start in seen and end in seen:
+                spans[name].append(seen[end] - seen[start])
+    return {name: _summary_ms(spans[name]) for name, _, _ in _HOPS}
+
+
+def _per_flow(delta: dict[str, int], flows: int) -> dict[str, float]:
+    per = {key: round(value / flows, 2) for key, value in delta.items() if flows}
+    per["events"] = round(sum(v for k, v in delta.items() if k.endswith("_events")) / flows, 2)
+    per["inbox_rows"] = round(sum(v for k, v in delta.items() if k.endswith("_inbox")) / flows, 2)
+    per["database_transactions"] = per.pop("xact_commit")
+    return per
