@@ -13,6 +13,7 @@ from uuid import NAMESPACE_URL, uuid4, uuid5
 from fastapi import Depends, FastAPI, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from services.review.console import mount_console
 from services.review.errors import (
     CaseClaimedError,
     CaseDecidedError,
@@ -214,4 +215,5 @@ def create_app(
     configure_errors(app, _STATUS)
     app.add_exception_handler(RetriesExhaustedError, _busy)
     _routes(app)
+    mount_console(app)
     return app
