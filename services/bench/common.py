@@ -63,6 +63,8 @@ class BenchConfig:
     flow_concurrency: int = 50  # flows in flight (closed loop)
     flow_timeout_s: float = 60.0  # a flow not bound this long after its POST is incomplete
     flow_registrations_in_flight: int = 16  # concurrent POST /persons while setting up
+    review_open_cases: int = 100_000  # open review cases seeded across 20 regions
+    review_queries: int = 400  # timed queue queries, and as many searches by ID number
 
 
 FULL = BenchConfig(mode="full")
@@ -85,6 +87,8 @@ QUICK = replace(
     flow_warmup=5,
     flow_concurrency=8,
     flow_timeout_s=30.0,
+    review_open_cases=20_000,
+    review_queries=200,
 )
 
 
