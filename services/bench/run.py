@@ -1,4 +1,4 @@
-"""`run_bench`, which runs the phases (four in fresh schemas), and the `qinqing bench` command."""
+"""`run_bench`, which runs the phases (five in fresh schemas), and the `qinqing bench` command."""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ from services.bench.report import (
     update_readme,
     write_outputs,
 )
+from services.bench.review import REVIEW_FIGURES, review_figures
 from services.runtime.db import create_pool
 from services.runtime.infra import repo_root
 from services.runtime.infra.postgres import redact
@@ -54,7 +55,8 @@ async def run_bench(
     """One run in fresh schemas, dropped afterwards; returns the JSON document.
 
     Appends run in `bench_<hex>_a`; the relay backlog (which the rebuild then replays) lives in
-    `bench_<hex>_r`, so the rebuild replays exactly the warm-up + backlog events. The binding
+    `bench_<hex>_r`, so the rebuild replays exactly the warm-up + backlog events; the review
+    queries run on cases seeded in `bench_<hex>_v`. The binding
     flows run last, against identity, binding and review in `bench_<hex>_f_<service>` with
     topics `bench<hex>.<service>.v1`.
     """
@@ -100,6 +102,7 @@ async def run_bench(
             "events_per_command": cfg.load_batch,
             "writers": LOAD_WRITERS,
         }
+        result.update(await review_figures(pool, f"{base}_v", cfg, say))
         result.update(await flow_figures(cfg, settings, base, say))
     finally:
         for schema in (appends_schema, log_schema):
@@ -109,7 +112,7 @@ async def run_bench(
     result["machine"]["load_average_at_end"] = load_average()
     result["config"] = asdict(cfg)
     result["elapsed_s"] = round(time.perf_counter() - began, 1)
-    say(f"done in {result['elapsed_s']:.0f} s; schemas {base}_a/_r/_f_* dropped")
+    say(f"done in {result['elapsed_s']:.0f} s; schemas {base}_a/_r/_v/_f_* dropped")
     keys = (
         "date",
         "mode",
@@ -120,6 +123,7 @@ async def run_bench(
         *ABSOLUTES,
         *FLOW_FIGURES,
         "binding_flows",
+        *REVIEW_FIGURES,
         "load",
         "config",
     )
