@@ -15,6 +15,7 @@ import asyncpg
 
 from services.bench.common import ABSOLUTES, FIGURES, FLOW_FIGURES
 from services.bench.kafka import kafka_libs, kafka_version
+from services.bench.review import REVIEW_FIGURES
 from services.runtime.infra import repo_root
 
 
@@ -133,6 +134,21 @@ def _flow_row(key: str, fig: dict[str, Any], flows: dict[str, Any]) -> tuple[str
     return f"{fig['value']:,.0f} ms{mark}", target, details
 
 
+def _review_row(fig: dict[str, Any]) -> tuple[str, str, str]:
+    """Value (marked against its target), target and details of a reviewer query figure."""
+    mark = " ✓" if fig["meets_target"] else " ✗"
+    lat, city, province = (
+        fig["latency_ms"],
+        fig["by_scope_ms"]["city"],
+        fig["by_scope_ms"]["province"],
+    )
+    details = (
+        f"p50 {lat['p50']:.2f} ms; p99 {city['p99']:.2f} ms for city, {province['p99']:.2f} ms"
+        f" for province reviewers; {fig['queries']} queries"
+    )
+    return f"{fig['value']:.2f} ms{mark}", fig["target"], details
+
+
 def flow_note(flows: dict[str, Any]) -> str:
     """Where a flow's time goes, in one paragraph, from the phase's own measurements."""
     hops = flows["stages_ms"]
@@ -214,6 +230,20 @@ def render_markdown(result: dict[str, Any]) -> str:
             value, target, details = _flow_row(key, result[key], flows)
             lines.append(f"| `{key}` | {value} | {target} | {details} |")
         lines += ["", f"Where the time goes: {flow_note(flows)}."]
+    reviews = [key for key in REVIEW_FIGURES if key in result]
+    if reviews:
+        first = result[reviews[0]]
+        lines += [
+            "",
+            f"Reviewer queries, one at a time, over {first['open_cases']:,} open cases in "
+            f"{first['regions']} regions, through the functions the API and the console call:",
+            "",
+            "| Figure | Value | Target | Details |",
+            "|---|---:|---:|---|",
+        ]
+        for key in reviews:
+            value, target, details = _review_row(result[key])
+            lines.append(f"| `{key}` | {value} | {target} | {details} |")
     return "\n".join(lines) + "\n"
 
 
@@ -233,6 +263,9 @@ def render_table(result: dict[str, Any]) -> str:
         flow_rows = [("flows", "value", "target", "details")]
         flow_rows += [(key, *_flow_row(key, result[key], flows)) for key in FLOW_FIGURES]
         tables.append(_columns(flow_rows))
+    reviews = [(key, *_review_row(result[key])) for key in REVIEW_FIGURES if key in result]
+    if reviews:
+        tables.append(_columns([("review", "value", "target", "details"), *reviews]))
     return "\n\n".join(tables)
 
 

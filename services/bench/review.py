@@ -110,7 +110,7 @@ async def _measure(
 
 
 def _figure(
-    key: str, timings: dict[str, list[float]], definition: str, **extra: Any
+    key: str, timings: dict[str, list[float]], open_cases: int, definition: str, **extra: Any
 ) -> dict[str, Any]:
     every = [t for scope in timings.values() for t in scope]
     summary = _summary_ms(every)
@@ -124,6 +124,8 @@ def _figure(
         "latency_ms": summary,
         "by_scope_ms": {scope: _summary_ms(t) for scope, t in timings.items()},
         "queries": len(every),
+        "open_cases": open_cases,
+        "regions": len(REGIONS),
         **extra,
     }
 
@@ -180,6 +182,7 @@ async def review_figures(
         "review_queue_p99_ms": _figure(
             "review_queue_p99_ms",
             queued,
+            cfg.review_open_cases,
             f"p99 of ReviewViews.queue (the API's and console's query; pages of {_PAGE}, every"
             " other one the next page, every 4th filtered by case type) over " + scale,
             pages_with_cases=queue_hits,
@@ -187,6 +190,7 @@ async def review_figures(
         "review_search_p99_ms": _figure(
             "review_search_p99_ms",
             searched,
+            cfg.review_open_cases,
             "p99 of ReviewViews.search by a seeded person's ID number (keyed hash -> pseudonyms"
             " -> their open cases in the reviewer's regions) over " + scale,
             answers_with_cases=search_hits,
