@@ -353,6 +353,7 @@ class _HorizonSampler:
         self.oldest_s: list[float] = []
         self.with_xid: list[int] = []
         self.window: list[int] = []
+        self.loop_lag_s: list[float] = []  # how late a sleep of interval_s woke up
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -365,7 +366,9 @@ class _HorizonSampler:
                 self.oldest_s.append(row[0])
                 self.with_xid.append(row[1])
                 self.window.append(row[2])
+            before = time.perf_counter()
             await asyncio.sleep(self.interval_s)
+            self.loop_lag_s.append(max(0.0, time.perf_counter() - before - self.interval_s))
 
     async def stop(self) -> dict[str, Any]:
         if self._task is not None:
@@ -389,7 +392,48 @@ class _HorizonSampler:
                 "p50": _percentile([float(n) for n in self.window], 50),
                 "max": max(self.window),
             },
+            "event_loop_lag_ms": _summary_ms(self.loop_lag_s),
         }
+
+
+async def _primitives(
+    conn: asyncpg.Connection, schema: str, bootstrap: str, topic: str, samples: int
+) -> dict[str, Any]:
+    """What one consumed message costs at least, measured alone after the flows: a one-row
+    transaction (as the inbox's; synchronous_commit as configured) and a Kafka offset commit
+    (FastStream's manual ack commits after every message)."""
+    table = f'"{schema}".bench_probe'
+    await conn.execute(f"CREATE TABLE {table} (id uuid PRIMARY KEY)")
+    commits: list[float] = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        async with conn.transaction():
+            await conn.execute(f"INSERT INTO {table} VALUES ($1)", uuid.uuid4())
+        commits.append(time.perf_counter() - started)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=f"{topic}.bench-probe", enable_auto_commit=False
+    )
+    offsets: list[float] = []
+    await consumer.start()
+    try:
+        partition = TopicPartition(topic, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_end(partition)
+        position = await consumer.position(partition)
+        for _ in range(samples):
+            started = time.perf_counter()
+            await consumer.commit({partition: position})
+            offsets.append(time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+    setting = await conn.fetchval("SELECT current_setting('synchronous_commit')")
+    return {
+        "definition": f"{samples} one-row INSERT transactions in a fresh table and {samples} "
+        "Kafka consumer offset commits, one at a time with nothing else running",
+        "postgres_commit_ms": _summary_ms(commits),
+        "synchronous_commit": setting,
+        "kafka_offset_commit_ms": _summary_ms(offsets),
+    }
 
 
 # ---------------------------------------------------------------------------- the phase
@@ -749,6 +793,10 @@ async def _measure(
         load_end = _load_average()
         cpu["read_horizon"] = await horizon.stop()
         after = await _counts(conn, stack.schemas)
+        binding_topic = f"{stack.namespace}.binding.v1"
+        cpu["primitives"] = await _primitives(
+            conn, stack.schemas["binding"], stack.kafka, binding_topic, samples=100
+        )
         setup = {
             "registration_s": round(register_s, 2),
             "registrations_per_s": round(rate(len(people), register_s), 1),
