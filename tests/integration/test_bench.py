@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 from services.bench import ABSOLUTES, FIGURES, FLOW_FIGURES, QUICK, run_bench, write_outputs
+from services.bench.review import REVIEW_FIGURES
 from services.runtime.settings import Settings
 
 TINY = dataclasses.replace(
@@ -28,6 +29,8 @@ TINY = dataclasses.replace(
     flows=10,
     flow_warmup=2,
     flow_concurrency=4,
+    review_open_cases=2_000,
+    review_queries=40,
 )
 
 
@@ -79,13 +82,25 @@ async def test_bench_writes_every_figure(
     assert flows["per_flow"]["binding_events"] == 7  # requested .. bound, nothing repeated
     assert flows["cpu"]["cpu_s"]["this_process"] > 0
     assert flows["stages_ms"]["submitted_to_review_approved"]["p50"] >= 0
-    for key in (*FIGURES, *ABSOLUTES, *FLOW_FIGURES):
+    for key in REVIEW_FIGURES:
+        review = written[key]
+        assert review["value"] == review["latency_ms"]["p99"] > 0, (key, review)
+        assert review["target"] == "<= 50", (key, review)
+        assert review["queries"] == TINY.review_queries, (key, review)
+        assert set(review["by_scope_ms"]) == {"city", "province"}, (key, review)
+        assert review["open_cases"] == TINY.review_open_cases, (key, review)
+        assert review["definition"], (key, review)
+    # Each reviewer's first page has cases; some searched persons are in the reviewer's regions.
+    assert written["review_queue_p99_ms"]["pages_with_cases"] > 0
+    assert written["review_search_p99_ms"]["answers_with_cases"] > 0
+    for key in (*FIGURES, *ABSOLUTES, *FLOW_FIGURES, *REVIEW_FIGURES):
         assert f"`{key}`" in md_path.read_text()
     assert "Where the time goes" in md_path.read_text()
     assert any(line.startswith("appends:") for line in lines)
     assert any(line.startswith("rebuild:") for line in lines)
     assert any(line.startswith("identity:") for line in lines)
     assert any(line.startswith("flows:") for line in lines)
+    assert any(line.startswith("review:") for line in lines)
 
     # The run cleans up after itself: no bench schema is left behind.
     conn = await asyncpg.connect(database_url)
@@ -93,6 +108,7 @@ async def test_bench_writes_every_figure(
         left = await conn.fetch(
             "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'bench\\_%\\_a'"
             " OR nspname LIKE 'bench\\_%\\_r' OR nspname LIKE 'bench\\_%\\_f\\_%'"
+            " OR nspname LIKE 'bench\\_%\\_v'"
         )
     finally:
         await conn.close()
