@@ -12,15 +12,16 @@ from datetime import timedelta
 from pathlib import Path
 from uuid import uuid4
 
-import asyncpg
 import pytest
 from playwright.async_api import Browser, BrowserContext, Error, Page, async_playwright
 
 from services.binding.rules import Relation
 from services.demo.scenario import REVIEWER_REGION, Scenario
-from services.demo.stack import SERVICES, Stack, running_stack
+from services.demo.stack import Stack, running_stack
 from services.runtime.auth import Principal, Role, issue_token
 from services.runtime.settings import Settings
+from tests.integration.test_binding_e2e import _drop as drop_schemas
+from tests.integration.test_binding_e2e import _schemas as e2e_schemas
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -31,7 +32,7 @@ WAIT_S = 20.0  # how long the queue may take to follow a decision before the tes
 @pytest.fixture(scope="module")
 async def stack(database_url: str, kafka_bootstrap: str) -> AsyncIterator[Stack]:
     tag = uuid4().hex[:10]
-    schemas = {s: f"{s}_console_{tag}" for s in SERVICES}
+    schemas = e2e_schemas(f"console_{tag}")
     try:
         async with running_stack(
             database_url, kafka_bootstrap, namespace=f"console{tag}", schemas=schemas,
@@ -39,12 +40,7 @@ async def stack(database_url: str, kafka_bootstrap: str) -> AsyncIterator[Stack]
         ) as running:  # fmt: skip
             yield running
     finally:
-        conn = await asyncpg.connect(database_url)
-        try:
-            for schema in schemas.values():
-                await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await conn.close()
+        await drop_schemas(database_url, schemas)
 
 
 @pytest.fixture(scope="module")
