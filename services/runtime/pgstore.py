@@ -131,6 +131,15 @@ class PostgresEventStore:
         rows = await self.pool.fetch(self._read_stream_sql, stream_id, from_version)
         return [to_recorded(r) for r in rows]
 
+    async def last_position(self) -> Position:
+        """The newest committed event's position (START for an empty log); readers reach it
+        once every older transaction in the cluster has ended."""
+        row = await self.pool.fetchrow(
+            f"SELECT tx_id::text::bigint AS tx_id, seq FROM {self.schema}.events"
+            " ORDER BY tx_id DESC, seq DESC LIMIT 1"
+        )
+        return START if row is None else Position(row["tx_id"], row["seq"])
+
     async def read_all(
         self,
         after: Position = START,

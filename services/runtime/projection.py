@@ -119,6 +119,18 @@ class ProjectionRunner:
             await self._apply(conn, events)
         return len(events)
 
+    async def catch_up(self) -> int:
+        """Apply until the checkpoint reaches the newest event committed now; how many were
+        applied. While a transaction elsewhere in the cluster holds the readers' horizon back,
+        it waits for it (a caller bounds that with a timeout)."""
+        last, applied = await self.store.last_position(), 0
+        while await self.position() < last:
+            count = await self.run_once()
+            applied += count
+            if not count:
+                await asyncio.sleep(self.poll_interval_s)
+        return applied
+
     async def run(self, stop: asyncio.Event) -> None:
         outage = False
         while not stop.is_set():

@@ -32,7 +32,6 @@ from services.binding.projections import (
 )
 from services.binding.rules import BindingKind, Method, Relation
 from services.runtime.decider import CommandContext, CommandHandler
-from services.runtime.events import START, Position
 from services.runtime.migrate import migrate, service_migrations
 from services.runtime.pgstore import PostgresEventStore
 from services.runtime.projection import ProjectionRunner
@@ -134,17 +133,8 @@ def runner_for(store: PostgresEventStore, **kw: Any) -> ProjectionRunner:
 
 
 async def caught_up(runner: ProjectionRunner) -> None:
-    """Run the projection until its checkpoint reaches the last event in the log."""
-    row = await runner.pool.fetchrow(
-        f"SELECT tx_id::text::bigint AS tx_id, seq FROM {runner.store.schema}.events"
-        " ORDER BY tx_id DESC, seq DESC LIMIT 1"
-    )
-    last = START if row is None else Position(row["tx_id"], row["seq"])
     async with asyncio.timeout(60):  # a guard against hanging, not a measure of speed
-        while await runner.position() < last:
-            if not await runner.run_once():
-                # A transaction elsewhere in the cluster holds the readers' horizon back.
-                await asyncio.sleep(0.05)
+        await runner.catch_up()
 
 
 async def all_rows(store: PostgresEventStore) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:

@@ -68,7 +68,7 @@ async def test_pages_run_oldest_first_across_the_reviewers_regions_without_repea
         region = ("360102", "360702", "110101")[n % 3]
         case_type = CaseType.FILING if n % 4 == 0 else CaseType.MEMBER_BINDING
         await handlers.open_case(new_case(n, region, case_type), ctx(100 - n))
-    await ProjectionRunner(db_pool, pg_schema, CaseTable(pg_schema)).run_once()
+    await ProjectionRunner(db_pool, pg_schema, CaseTable(pg_schema)).catch_up()
 
     # 360000 covers 360100: the overlap is read once.
     jiangxi = reviewer("360100", "360000")
@@ -197,7 +197,7 @@ async def test_operators_statistics_count_open_cases_per_region_and_the_last_hou
     await handlers.open_case(new_case(9, "110102"), ctx(10))
     case_id = (await handlers.open_case(new_case(3, "360102"), ctx(11))).case_id
     await handlers.approve(case_id, reviewer("360100"), ctx(12))
-    await ProjectionRunner(db_pool, pg_schema, CaseTable(pg_schema)).run_once()
+    await ProjectionRunner(db_pool, pg_schema, CaseTable(pg_schema)).catch_up()
     stats = await views.stats(START + timedelta(minutes=30))
     assert [(r.region, r.open_cases) for r in stats.regions] == [("110101", 1), ("360102", 2)]
     assert stats.regions[1].oldest_age == timedelta(minutes=30)
@@ -219,8 +219,7 @@ async def test_the_rebuilt_case_table_equals_the_live_one(
     await handlers.approve(ids[1], nanchang, ctx(11))
     await handlers.reject(ids[2], nanchang, RejectionReason.OTHER, "", ctx(12))
     runner = ProjectionRunner(db_pool, pg_schema, CaseTable(pg_schema))
-    while await runner.run_once():
-        pass
+    await runner.catch_up()
     query = f"SELECT * FROM {pg_schema}.cases ORDER BY case_id"
     live = [dict(r) for r in await db_pool.fetch(query)]
     assert await runner.rebuild() == 9
