@@ -317,3 +317,47 @@ async def test_another_holders_request_reads_as_unknown_and_cannot_be_revoked_wi
         headers=story.me,
     )
     assert (forged.status_code, forged.json()["field"]) == (403, "confirmation")
+
+
+async def test_a_member_is_unbound_with_the_holders_face_check_and_not_with_anothers(
+    story: Scenario,
+) -> None:
+    stranger = Person("stranger", "孙丽", ADULT, True)
+    for person in (story.holder, stranger):
+        await story.register(person)
+    child = {
+        "kind": "proxy",
+        "method": "proxy_without_id",
+        "relation": "grandchild",
+        "member_name": "王小丫",
+        "member_birth_date": date(2020, 2, 2).isoformat(),
+        "member_insured_place": "360102",
+        "commitment_accepted": True,
+    }
+    bound = await story.bind(child)
+    assert (bound["status_code"], bound["status"]) == (202, "bound")  # commitment only
+    member = bound["member"]
+
+    async def face_proof(role: str) -> str:
+        identity, me = story.stack.urls["identity"], story.as_insured(role)
+        check = await story.http.post(
+            f"{identity}/face-checks", json={"purpose": "unbinding"}, headers=me
+        )
+        url = f"{identity}/face-checks/{check.json()['check_id']}"
+        answer = await _eventually(story, url, me, lambda c: c["status"] != "pending")
+        assert answer["status"] == "verified"
+        proof: str = answer["confirmation"]
+        return proof
+
+    url = story.url("binding", f"/family/members/{member}/revocation")
+    theirs = {"kind": "proxy", "confirmation": await face_proof("stranger")}
+    refused = await story.http.post(url, json=theirs, headers=story.me)
+    assert (refused.status_code, refused.json()["code"]) == (
+        403,
+        "binding.revocation_not_confirmed",
+    )
+    mine = {"kind": "proxy", "confirmation": await face_proof("holder")}
+    revoked = await story.http.post(url, json=mine, headers=story.me)
+    assert (revoked.status_code, revoked.json()["status"]) == (200, "revoked")
+    again = await story.http.post(url, json=mine, headers=story.me)
+    assert (again.status_code, again.json()["status"]) == (200, "revoked")  # idempotent

@@ -6,12 +6,14 @@ request end rejected. Screenshots land in test-artifacts/."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from uuid import uuid4
 
+import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Error, Page, async_playwright
 
@@ -201,3 +203,32 @@ async def left_the_queue(page: Page, console: str, case_id: str) -> bool:
             return True
         await asyncio.sleep(0.1)
     return False
+
+
+async def test_sign_in_refuses_other_roles_expired_tokens_and_forged_forms(stack: Stack) -> None:
+    console = f"{stack.urls['review']}/console"
+    insured = issue_token(Principal("p_x", Role.INSURED), timedelta(hours=1), secret=SECRET)
+    expired = issue_token(
+        Principal("rev-old", Role.REVIEWER, (REVIEWER_REGION,)), timedelta(seconds=-60),
+        secret=SECRET,
+    )  # fmt: skip
+    async with httpx.AsyncClient(base_url=console) as http:
+        assert (await http.post("/login", data={"token": "t", "csrf": "x"})).status_code == 403
+        form = await http.get("/login")
+        csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', form.text)
+        assert csrf is not None
+        for bearer, status, message in (
+            (insured, 403, "只有审核人员可以登录审核台"),
+            (expired, 401, "登录凭证已过期"),
+            ("not-a-token", 401, "登录凭证无效"),
+        ):
+            answer = await http.post("/login", data={"token": bearer, "csrf": csrf.group(1)})
+            assert answer.status_code == status
+            assert message in answer.text
+            assert "qq_review_session" not in http.cookies
+        # A session cookie made elsewhere still needs its form's token to act.
+        http.cookies.set("qq_review_session", token("rev-nc", REVIEWER_REGION), path="/console")
+        assert (await http.get("/queue")).status_code == 200
+        refused = await http.post("/search", data={"csrf": "forged", "id_number": ""})
+        assert refused.status_code == 403
+        assert "The form has expired" in refused.text
