@@ -60,6 +60,7 @@ class BenchConfig:
     password_verifications: int = 150  # argon2id verifications (~20 ms each)
     flows: int = 1_000  # complete binding flows measured (5 per holder)
     flow_warmup: int = 20  # untimed flows first (connections, the letter's font, caches)
+    flow_alone: int = 10  # untimed flows one at a time after the warm-up (the latency floor)
     flow_concurrency: int = 50  # flows in flight (closed loop)
     flow_timeout_s: float = 60.0  # a flow not bound this long after its POST is incomplete
     flow_registrations_in_flight: int = 16  # concurrent POST /persons while setting up
@@ -85,6 +86,7 @@ QUICK = replace(
     password_verifications=10,
     flows=40,
     flow_warmup=5,
+    flow_alone=3,
     flow_concurrency=8,
     flow_timeout_s=30.0,
     review_open_cases=20_000,

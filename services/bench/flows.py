@@ -58,6 +58,7 @@ from services.review.events import CaseType, ReviewMode
 from services.runtime.auth import Principal, Role, issue_token, jwt_secret
 from services.runtime.settings import Settings
 
+IDLE_S = 2.0  # how long the idle stack's own CPU use is measured before the flows
 MEMBERS_PER_HOLDER = 5  # the family account's limit: every holder binds exactly this many
 ID_REGION = "360121"  # 南昌县: a county code valid in every birth year used below
 POLICY_REGION = "36"  # Jiangxi: every holder is insured in Nanchang (360102)
@@ -720,19 +721,17 @@ async def flow_figures(
 async def _measure(
     stack: Stack, cfg: BenchConfig, settings: Settings, say: Say
 ) -> dict[str, dict[str, Any]]:
-    flows, warmup = cfg.flows, cfg.flow_warmup
-    holders_n = -(-flows // MEMBERS_PER_HOLDER)
-    warm_holders_n = -(-warmup // MEMBERS_PER_HOLDER)
+    # Three groups of flows, each with holders of its own: timed, warm-up, one at a time.
+    sizes = (cfg.flows, cfg.flow_warmup, cfg.flow_alone)
+    holder_counts = [-(-n // MEMBERS_PER_HOLDER) for n in sizes]
+    holders_n, flows = sum(holder_counts), cfg.flows
     today = china_today(datetime.now(UTC))
-    people = _people(holders_n + warm_holders_n + flows + warmup, today)
+    people = _people(holders_n + sum(sizes), today)
     driver = _Driver(stack, jwt_secret(settings), cfg.flow_concurrency)
     conn = await asyncpg.connect(settings.database_url)
     watch = _BoundWatch(stack.kafka, [f"{stack.namespace}.{s}.v1" for s in SERVICES])
     try:
-        say(
-            f"flows: registering {len(people):,} persons through identity "
-            f"({holders_n + warm_holders_n} holders)"
-        )
+        say(f"flows: registering {len(people):,} persons through identity ({holders_n} holders)")
         began = time.perf_counter()
         registered = await _gather_bounded(
             cfg.flow_registrations_in_flight, [driver.register(p) for p in people]
@@ -746,37 +745,31 @@ async def _measure(
             f"binding and review knew them {directory_s:.1f} s later"
         )
         policy = await driver.auto_approve()
-        holders = registered[: holders_n + warm_holders_n]
-        members = registered[holders_n + warm_holders_n :]
+        holders, members = registered[:holders_n], registered[holders_n:]
         await driver.upload_materials(holders[0], members[0])
         await watch.start()
 
-        def plan(
-            first_holder: int, n_holders: int, first_member: int, n: int
-        ) -> list[tuple[_Insured, _Insured, Relation]]:
+        def plan(group: int) -> list[tuple[_Insured, _Insured, Relation]]:
             # Flow i: holder i mod n_holders, so one holder's flows are n_holders apart.
+            first_holder, first_member = sum(holder_counts[:group]), sum(sizes[:group])
+            n_holders = holder_counts[group]
             return [
                 (
                     holders[first_holder + i % n_holders],
                     members[first_member + i],
                     _RELATIONS[(i // n_holders) % len(_RELATIONS)],
                 )
-                for i in range(n)
+                for i in range(sizes[group])
             ]
 
-        if warmup:
-            say(f"flows: {warmup} warm-up flows")
+        idle_cpu = await _idle_cpu()
+        if cfg.flow_warmup:
+            say(f"flows: {cfg.flow_warmup} warm-up flows")
             warm = await driver.flows(
-                plan(holders_n, warm_holders_n, flows, warmup),
-                cfg.flow_concurrency,
-                watch=watch,
-                timeout_s=cfg.flow_timeout_s,
+                plan(1), cfg.flow_concurrency, watch=watch, timeout_s=cfg.flow_timeout_s
             )
-            if len(warm.latencies) != warmup:
-                raise BenchError(
-                    f"warm-up: {len(warm.latencies)} of {warmup} flows bound "
-                    f"(errors {dict(warm.errors)}, incomplete {warm.incomplete})"
-                )
+            _all_bound(warm, cfg.flow_warmup, "warm-up")
+        alone = await _one_at_a_time(driver, plan(2), watch, cfg.flow_timeout_s, say)
         say(f"flows: {flows:,} flows, {cfg.flow_concurrency} in flight")
         before = await _counts(conn, stack.schemas)
         meter, horizon = _CpuMeter(), _HorizonSampler(conn)
@@ -784,7 +777,7 @@ async def _measure(
         horizon.start()
         load_start = _load_average()
         run = await driver.flows(
-            plan(0, holders_n, 0, flows),
+            plan(0),
             cfg.flow_concurrency,
             watch=watch,
             timeout_s=cfg.flow_timeout_s,
@@ -797,7 +790,13 @@ async def _measure(
         cpu["primitives"] = await _primitives(
             conn, stack.schemas["binding"], stack.kafka, binding_topic, samples=100
         )
+        cpu["idle"] = {
+            "definition": f"the stack doing nothing for {IDLE_S:g} s before the flows (relays, "
+            "projections and consumers polling): cores busy",
+            "cores_busy": idle_cpu["cores_busy"],
+        }
         setup = {
+            "one_at_a_time": alone,
             "registration_s": round(register_s, 2),
             "registrations_per_s": round(rate(len(people), register_s), 1),
             "directories_caught_up_s": round(directory_s, 2),
@@ -819,6 +818,44 @@ async def _measure(
         await watch.stop()
         await driver.close()
         await conn.close()
+
+
+async def _idle_cpu() -> dict[str, Any]:
+    idle = _CpuMeter()
+    idle.start()
+    await asyncio.sleep(IDLE_S)
+    return idle.stop(0)
+
+
+def _all_bound(run: _Run, flows: int, what: str) -> None:
+    if len(run.latencies) != flows:
+        raise BenchError(
+            f"{what}: {len(run.latencies)} of {flows} flows bound "
+            f"(errors {dict(run.errors)}, incomplete {run.incomplete}, rejected {run.rejected})"
+        )
+
+
+async def _one_at_a_time(
+    driver: _Driver,
+    planned: list[tuple[_Insured, _Insured, Relation]],
+    watch: _BoundWatch,
+    timeout_s: float,
+    say: Say,
+) -> dict[str, Any]:
+    """After the warm-up, a few flows one at a time: a flow's latency with nothing else going
+    on, the floor under the loaded figures."""
+    if not planned:
+        return {}
+    say(f"flows: {len(planned)} flows one at a time")
+    alone = await driver.flows(planned, 1, watch=watch, timeout_s=timeout_s)
+    _all_bound(alone, len(planned), "one at a time")
+    return {
+        "definition": "flows one in flight after the warm-up: latency and hops with nothing "
+        "else running (mostly the relays' 50 ms polling, once per hop)",
+        "flows": len(planned),
+        "latency_ms": _summary_ms(list(alone.latencies.values())),
+        "hops_p50_ms": {hop: summary.get("p50") for hop, summary in _stages(alone, watch).items()},
+    }
 
 
 def _load_average() -> list[float] | None:
@@ -909,6 +946,7 @@ def _figures(
             "cpu": cpu,
             "per_flow": _per_flow(delta, bound),
             "load_average": {"start": load[0], "end": load[1]},
+            "one_at_a_time": setup.pop("one_at_a_time"),
             "setup": {
                 **setup,
                 "review_policy": {

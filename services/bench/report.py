@@ -151,36 +151,61 @@ def _review_row(fig: dict[str, Any]) -> tuple[str, str, str]:
 
 def flow_note(flows: dict[str, Any]) -> str:
     """Where a flow's time goes, in one paragraph, from the phase's own measurements."""
-    hops = flows["stages_ms"]
-    cpu = flows["cpu"]
+    hops, cpu, per = flows["stages_ms"], flows["cpu"], flows["per_flow"]
     per_flow, busy, cores = cpu["cpu_ms_per_flow"], cpu["cores_busy"], cpu["machine_cores"]
-    horizon = cpu.get("read_horizon", {}).get("oldest_transaction_ms", {})
+    alone = flows.get("one_at_a_time") or {}
+    primitives = cpu.get("primitives") or {}
+    idle = (cpu.get("idle") or {}).get("cores_busy", {})
+    horizon = (cpu.get("read_horizon") or {}).get("oldest_transaction_ms", {})
 
     def p50(hop: str) -> str:
         return f"{hops.get(hop, {}).get('p50', 0):,.0f}"
 
-    text = (
-        f"Hops at p50 (arrival on Kafka): POST to MemberBindRequested {p50('post_to_requested')}"
-        f" ms; to identity's FaceCheckRequested {p50('requested_to_face_check_opened')} ms, "
-        f"the face answer {p50('face_check_opened_to_face_verified')} ms, back in binding "
-        f"{p50('face_verified_to_face_recorded')} ms; the three HTTP calls "
-        f"{p50('post_to_submit_done')} ms, then BindingMaterialsSubmitted "
-        f"{p50('submit_done_to_submitted')} ms, review's MaterialsApproved "
-        f"{p50('submitted_to_review_approved')} ms, back in binding "
-        f"{p50('review_approved_to_approval_recorded')} ms. CPU per flow: the services' "
-        f"process (and the driver) {per_flow.get('this_process', 0):,.0f} ms "
-        f"({busy.get('this_process', 0):.2f} of {cores} cores busy), PostgreSQL "
-        f"{per_flow.get('postgres', 0):,.0f} ms, Kafka {per_flow.get('kafka', 0):,.0f} ms; "
-        f"the whole machine {100 * (cpu.get('machine_busy_fraction') or 0):.0f} % busy. Per "
-        f"flow {flows['per_flow']['events']:g} events and {flows['per_flow']['inbox_rows']:g} "
-        "consumed messages (each its own inbox transaction and offset commit)"
+    def alone_p50(hop: str) -> str:
+        return f"{(alone.get('hops_p50_ms') or {}).get(hop) or 0:,.0f}"
+
+    parts = []
+    if alone:
+        parts.append(
+            f"A flow alone takes {alone['latency_ms']['p50']:,.0f} ms at p50 (each hop between "
+            "services mostly the relay's 50 ms poll)."
+        )
+    face, review = "requested_to_face_check_opened", "submitted_to_review_approved"
+    parts.append(
+        f"With {flows['in_flight']} in flight, hops at p50 (as they arrive on Kafka): binding's "
+        f"MemberBindRequested to identity's FaceCheckRequested {p50(face)} ms (alone "
+        f"{alone_p50(face)} ms) and BindingMaterialsSubmitted to review's MaterialsApproved "
+        f"{p50(review)} ms (alone {alone_p50(review)} ms): queues at identity's and review's "
+        f"consumers of binding's topic; the other hops take "
+        f"{p50('face_verified_to_face_recorded')} and "
+        f"{p50('review_approved_to_approval_recorded')} ms back into binding, the three HTTP "
+        f"calls {p50('post_to_submit_done')} ms."
+    )
+    if primitives:
+        pg = primitives["postgres_commit_ms"]["p50"]
+        kafka = primitives["kafka_offset_commit_ms"]["p50"]
+        events = per.get("binding_events", 0) or 1
+        parts.append(
+            f"Each consumer takes one message at a time, and binding's topic carries "
+            f"{events:g} events per flow, every one an inbox transaction (a one-row commit "
+            f"alone: {pg:.1f} ms) and a Kafka offset commit ({kafka:.1f} ms alone): before any "
+            f"work, one consumer tops out near {1000 / (pg + kafka) / events:,.0f} flows/s."
+        )
+    parts.append(
+        f"CPU per flow: the one Python process serving all three services (and the driver) "
+        f"{per_flow.get('this_process', 0):,.0f} ms, {busy.get('this_process', 0):.2f} cores "
+        f"busy (idle: {idle.get('this_process', 0):.2f}; at most 1 of {cores}), PostgreSQL "
+        f"{per_flow.get('postgres', 0):,.0f} ms, Kafka {per_flow.get('kafka', 0):,.0f} ms; the "
+        f"machine {100 * (cpu.get('machine_busy_fraction') or 0):.0f} % busy. Per flow: "
+        f"{per['events']:g} events, {per['inbox_rows']:g} consumed messages, "
+        f"{per['database_transactions']:g} database transactions (the whole database)"
     )
     if horizon:
-        text += (
-            f"; the oldest open transaction in the cluster, which every relay waits for, "
-            f"was {horizon['p50']:,.0f} ms old at p50 and {horizon['max']:,.0f} ms at most"
+        parts[-1] += (
+            f"; the oldest open transaction in the cluster, which every relay waits for, was "
+            f"{horizon['p50']:,.0f} ms old at p50, {horizon['max']:,.0f} ms at most"
         )
-    return text
+    return " ".join(parts)
 
 
 def render_markdown(result: dict[str, Any]) -> str:
