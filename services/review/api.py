@@ -3,8 +3,8 @@ and policies. Routes turn requests into handler and query calls; no rules live h
 
 # No `from __future__ import annotations`: FastAPI reads the routes' annotations at run time.
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
@@ -14,13 +14,7 @@ from fastapi import Depends, FastAPI, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from services.review.console import mount_console
-from services.review.errors import (
-    CaseClaimedError,
-    CaseDecidedError,
-    CaseNotFoundError,
-    CaseWithdrawnError,
-    MaterialNotFoundError,
-)
+from services.review.errors import STATUS
 from services.review.events import CaseType
 from services.review.handlers import ReviewHandlers
 from services.review.queries import MAX_PAGE, CaseQueries
@@ -37,10 +31,9 @@ from services.review.schemas import (
     queue_view,
     stats_view,
 )
-from services.runtime.auth import Principal, Role, configure_auth, require
+from services.runtime.auth import Principal, Role, require
 from services.runtime.decider import CommandContext, RetriesExhaustedError
-from services.runtime.errors import DomainError
-from services.runtime.http import answer, configure_errors
+from services.runtime.http import answer, service_app
 
 
 @dataclass(frozen=True)
@@ -185,13 +178,6 @@ def _routes(app: FastAPI) -> None:
 
 # Statuses other than 422 for the domain's refusals; a case outside the reviewer's regions
 # reads as not found, so its existence does not leak.
-_STATUS: dict[type[DomainError], int] = {
-    CaseNotFoundError: 404,
-    MaterialNotFoundError: 404,
-    CaseDecidedError: 409,
-    CaseWithdrawnError: 409,
-    CaseClaimedError: 409,
-}
 _BUSY = ("该审核业务正在被处理，请稍后重试", "The case is busy; try again")  # noqa: RUF001
 
 
@@ -204,15 +190,7 @@ def create_app(
 ) -> FastAPI:
     """The app; `open_api` builds the dependencies when it starts and closes them at the end."""
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_api() as api:
-            app.state.review = api
-            yield
-
-    app = FastAPI(title="qinqing review", version="1", lifespan=lifespan)
-    configure_auth(app, jwt_secret)
-    configure_errors(app, _STATUS)
+    app = service_app("review", jwt_secret, open_api, STATUS)
     app.add_exception_handler(RetriesExhaustedError, _busy)
     _routes(app)
     mount_console(app)

@@ -24,13 +24,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from services.binding.letter import KIND_ZH, RELATION_ZH
 from services.identity.id_number import mask_id_number, normalise
-from services.review.errors import (
-    CaseClaimedError,
-    CaseDecidedError,
-    CaseNotFoundError,
-    CaseWithdrawnError,
-    MaterialNotFoundError,
-)
+from services.review.errors import STATUS
 from services.review.events import NOTE_MAX, CaseType, RejectionReason
 from services.review.queries import MAX_PAGE, mask_pseudonym
 from services.review.schemas import case_view, queue_view
@@ -84,15 +78,8 @@ _INVALID = (
 _FAILED = ("internal", "服务暂时不可用，请稍后重试", "Something failed; try again later")
 
 
-# Statuses of the domain's refusals (422 otherwise); another region's case reads as not found.
-_STATUS: dict[type[DomainError], int] = {
-    CaseNotFoundError: 404,
-    MaterialNotFoundError: 404,
-    CaseDecidedError: 409,
-    CaseWithdrawnError: 409,
-    CaseClaimedError: 409,
-    _FormExpiredError: 403,
-}
+# The API's statuses of the domain's refusals, and a stale form's.
+_STATUS: dict[type[DomainError], int] = {**STATUS, _FormExpiredError: 403}
 
 
 def _age(seconds: int) -> str:

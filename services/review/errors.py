@@ -92,3 +92,14 @@ class CursorError(ReviewError):
     message_zh: ClassVar[str] = "分页参数无效，请从第一页重新查询"
     message_en: ClassVar[str] = "The page cursor is not valid; start again from the first page"
     field: ClassVar[str | None] = "after"
+
+
+# HTTP statuses of the refusals (422 otherwise), for the API and the console alike; another
+# region's case reads as not found, so a case's existence does not leak.
+STATUS: dict[type[DomainError], int] = {
+    CaseNotFoundError: 404,
+    MaterialNotFoundError: 404,
+    CaseDecidedError: 409,
+    CaseWithdrawnError: 409,
+    CaseClaimedError: 409,
+}
