@@ -99,7 +99,7 @@ _HOPS = (
 )
 _CALLS = ("request", "sign", "submit")  # the HTTP calls of one flow, in order
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-_QUIET = ("uvicorn.access", "uvicorn.error", "faststream", "faststream.access.kafka", "aiokafka")
+_QUIET = ("uvicorn.access", "uvicorn.error", "faststream", "faststream.access.kafka")
 
 DEFINITION = (
     "complete bindings by ID number + materials (family account, member aged 16+) through "
@@ -657,15 +657,17 @@ async def _counts(conn: asyncpg.Connection, schemas: dict[str, str]) -> dict[str
 
 @contextlib.contextmanager
 def _quiet_loggers() -> Iterator[None]:
-    """The services' per-request and per-message library logs off while flows run."""
-    saved = {name: logging.getLogger(name).level for name in _QUIET}
+    """The libraries' per-request and per-message lines off while the phase runs: FastStream's
+    brokers set their access logger's level when they start (and log every message at INFO
+    there), so the loggers are disabled rather than raised."""
+    saved = {name: logging.getLogger(name).disabled for name in _QUIET}
     for name in _QUIET:
-        logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger(name).disabled = True
     try:
         yield
     finally:
-        for name, level in saved.items():
-            logging.getLogger(name).setLevel(level)
+        for name, disabled in saved.items():
+            logging.getLogger(name).disabled = disabled
 
 
 async def _drop_topics(bootstrap: str, namespace: str) -> None:
@@ -701,15 +703,14 @@ async def flow_figures(
     namespace = base.replace("_", "")
     bootstrap = settings.kafka_bootstrap_servers
     try:
-        async with running_stack(
-            settings.database_url,
-            bootstrap,
-            namespace=namespace,
-            schemas=schemas,
-            face_latency_s=0.0,
-        ) as stack:
-            # After the start: the brokers set their access loggers' levels when they start.
-            with _quiet_loggers():
+        with _quiet_loggers():
+            async with running_stack(
+                settings.database_url,
+                bootstrap,
+                namespace=namespace,
+                schemas=schemas,
+                face_latency_s=0.0,
+            ) as stack:
                 return await _measure(stack, cfg, settings, say)
     finally:
         with contextlib.suppress(Exception):

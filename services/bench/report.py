@@ -191,10 +191,12 @@ def flow_note(flows: dict[str, Any]) -> str:
             f"alone: {pg:.1f} ms) and a Kafka offset commit ({kafka:.1f} ms alone): before any "
             f"work, one consumer tops out near {1000 / (pg + kafka) / events:,.0f} flows/s."
         )
+    python_ms = per_flow.get("this_process", 0) or 1
     parts.append(
         f"CPU per flow: the one Python process serving all three services (and the driver) "
-        f"{per_flow.get('this_process', 0):,.0f} ms, {busy.get('this_process', 0):.2f} cores "
-        f"busy (idle: {idle.get('this_process', 0):.2f}; at most 1 of {cores}), PostgreSQL "
+        f"{python_ms:,.0f} ms, so its one core carries at most ~{1000 / python_ms:,.0f} flows/s; "
+        f"it was {busy.get('this_process', 0):.2f} cores busy (idle: "
+        f"{idle.get('this_process', 0):.2f}; at most 1 of {cores}), PostgreSQL "
         f"{per_flow.get('postgres', 0):,.0f} ms, Kafka {per_flow.get('kafka', 0):,.0f} ms; the "
         f"machine {100 * (cpu.get('machine_busy_fraction') or 0):.0f} % busy. Per flow: "
         f"{per['events']:g} events, {per['inbox_rows']:g} consumed messages, "
