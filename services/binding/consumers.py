@@ -28,6 +28,12 @@ def _identity(name: str) -> str:
     return event_type("identity", name, 1)
 
 
+_PERSON_EVENTS = ("PersonRegistered", "CurrentInsuredPlaceSwitched", "PersonErased")
+_APPROVED = event_type("review", "MaterialsApproved", 1)
+_REJECTED = event_type("review", "MaterialsRejected", 1)
+_DECISIONS = frozenset({_APPROVED, _REJECTED})
+
+
 def _pseudonym(envelope: Envelope) -> str:
     return envelope.subject.removeprefix("person-")
 
@@ -104,9 +110,9 @@ class ReviewDecisions:
         self, _: asyncpg.Connection, envelope: Envelope, data: dict[str, Any]
     ) -> None:
         decision: review.MaterialsApproved | review.MaterialsRejected
-        if envelope.type == event_type("review", "MaterialsApproved", 1):
+        if envelope.type == _APPROVED:
             decision = review.MaterialsApproved.model_validate(data)
-        elif envelope.type == event_type("review", "MaterialsRejected", 1):
+        elif envelope.type == _REJECTED:
             decision = review.MaterialsRejected.model_validate(data)
         else:
             return  # cases opened, claimed, escalated: review's own business
@@ -128,7 +134,8 @@ def identity_consumer(
 ) -> InboxConsumer:
     """Subscribe the result to `contracts.identity.TOPIC` (group id: its name)."""
     handler = IdentityEvents(handlers, tables, clock)
-    return InboxConsumer(IDENTITY_CONSUMER, handler, inbox, dead_letters)
+    wants = {_identity(n) for n in _PERSON_EVENTS} | {_identity("FaceCheckRequested"), *_OUTCOMES}
+    return InboxConsumer(IDENTITY_CONSUMER, handler, inbox, dead_letters, wants=wants)
 
 
 def review_consumer(
@@ -138,4 +145,6 @@ def review_consumer(
     clock: Callable[[], datetime],
 ) -> InboxConsumer:
     """Subscribe the result to `contracts.review.TOPIC` (group id: its name)."""
-    return InboxConsumer(REVIEW_CONSUMER, ReviewDecisions(handlers, clock), inbox, dead_letters)
+    return InboxConsumer(
+        REVIEW_CONSUMER, ReviewDecisions(handlers, clock), inbox, dead_letters, wants=_DECISIONS
+    )

@@ -72,4 +72,10 @@ def bind_request_consumer(
     clock: Callable[[], datetime],
 ) -> InboxConsumer:
     """Subscribe the result to `contracts.binding.TOPIC` (group id: its name)."""
-    return InboxConsumer(BIND_REQUESTS_CONSUMER, BindRequests(handlers, clock), inbox, dead_letters)
+    return InboxConsumer(
+        BIND_REQUESTS_CONSUMER,
+        BindRequests(handlers, clock),
+        inbox,
+        dead_letters,
+        wants={MEMBER_BIND_REQUESTED},
+    )

@@ -32,8 +32,8 @@ from services.review.schemas import (
     stats_view,
 )
 from services.runtime.auth import Principal, Role, require
-from services.runtime.decider import CommandContext, RetriesExhaustedError
-from services.runtime.http import answer, service_app
+from services.runtime.decider import CommandContext
+from services.runtime.http import service_app
 
 
 @dataclass(frozen=True)
@@ -178,20 +178,12 @@ def _routes(app: FastAPI) -> None:
 
 # Statuses other than 422 for the domain's refusals; a case outside the reviewer's regions
 # reads as not found, so its existence does not leak.
-_BUSY = ("该审核业务正在被处理，请稍后重试", "The case is busy; try again")  # noqa: RUF001
-
-
-async def _busy(_: Request, exc: Exception) -> JSONResponse:
-    return answer(409, "case.busy", None, _BUSY)
-
-
 def create_app(
     jwt_secret: str, open_api: Callable[[], AbstractAsyncContextManager[ReviewApi]]
 ) -> FastAPI:
     """The app; `open_api` builds the dependencies when it starts and closes them at the end."""
 
     app = service_app("review", jwt_secret, open_api, STATUS)
-    app.add_exception_handler(RetriesExhaustedError, _busy)
     _routes(app)
     mount_console(app)
     return app

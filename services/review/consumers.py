@@ -83,9 +83,13 @@ def binding_consumer(
     clock: Callable[[], datetime],
 ) -> InboxConsumer:
     """Subscribe the result to `contracts.binding.TOPIC` (group id: its name)."""
-    return InboxConsumer(BINDING_CONSUMER, BindingEvents(handlers, clock), inbox, dead_letters)
+    wants = {SUBMITTED, *ENDED}
+    return InboxConsumer(
+        BINDING_CONSUMER, BindingEvents(handlers, clock), inbox, dead_letters, wants=wants
+    )
 
 
 def identity_consumer(schema: str, inbox: Inbox, dead_letters: DeadLetters) -> InboxConsumer:
     """The person lookups projection, fed from `contracts.identity.TOPIC` through the inbox."""
-    return kafka_projection(PersonLookups(schema), inbox, dead_letters)
+    wants = {event_type("identity", name, 1) for name in ("PersonRegistered", "PersonErased")}
+    return kafka_projection(PersonLookups(schema), inbox, dead_letters, wants=wants)

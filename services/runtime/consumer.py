@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol, cast
@@ -50,6 +50,7 @@ class Outcome(enum.StrEnum):
     APPLIED = "applied"
     DUPLICATE = "duplicate"
     DEAD_LETTERED = "dead_lettered"
+    SKIPPED = "skipped"  # a type the consumer does not handle: no transaction, no commit
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +177,7 @@ class InboxConsumer:
         inbox: Inbox,
         dead_letters: DeadLetters,
         *,
+        wants: Collection[str] | None = None,
         max_retries: int = 3,
         retry_delay_s: float = 0.05,
     ) -> None:
@@ -183,11 +185,24 @@ class InboxConsumer:
         self.handler = handler
         self.inbox = inbox
         self.dead_letters = dead_letters
+        # The event types (`ce_type`) the handler acts on; None: every type.
+        self.wants = None if wants is None else frozenset(t.encode() for t in wants)
         self.max_retries = max_retries
         self.retry_delay_s = retry_delay_s
 
+    def skips(self, message: IncomingMessage) -> bool:
+        """A type the handler ignores anyway: passing it by costs no inbox transaction and no
+        offset commit (the next handled message's commit covers it; a restart reads it again,
+        harmlessly). A message without a type goes on to be dead-lettered as malformed."""
+        if self.wants is None:
+            return False
+        kind = next((value for name, value in message.headers if name == "ce_type"), None)
+        return kind is not None and kind not in self.wants
+
     async def process(self, message: IncomingMessage) -> Outcome:
         """Raises only TRANSIENT errors (the caller redelivers); all else ends in an Outcome."""
+        if self.skips(message):
+            return Outcome.SKIPPED
         try:
             envelope, data = from_record(message.headers, message.value)
         except MalformedMessageError as exc:
@@ -264,7 +279,7 @@ class InboxConsumer:
             record = message.raw_message
             assert not isinstance(record, tuple)
             try:
-                await self.process(IncomingMessage.from_record(record))
+                outcome = await self.process(IncomingMessage.from_record(record))
             except Exception as exc:  # noqa: BLE001 - the DB or Kafka is down, not the message
                 log.warning(
                     "consumer cannot process now; will redeliver",
@@ -275,7 +290,8 @@ class InboxConsumer:
                 await message.nack()  # seeks back: the same message comes again
                 await asyncio.sleep(transient_backoff_s)
                 return
-            await message.ack()
+            if outcome is not Outcome.SKIPPED:
+                await message.ack()
 
         subscriber(on_message)
         return subscriber

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import Message
 
 from services.runtime.auth import configure_auth
+from services.runtime.decider import RetriesExhaustedError
 from services.runtime.errors import DomainError
 from services.runtime.logging import get_logger
 
@@ -131,6 +132,17 @@ async def _unexpected(
     )
 
 
+_BUSY = (
+    "该记录正在被其他请求修改，请稍后重试",
+    "Other requests keep changing this record; try again",
+)
+
+
+async def _busy(_: Request, exc: Exception) -> JSONResponse:
+    """A command lost the race on its stream at every attempt: the client may retry it."""
+    return answer(409, "request.busy", None, _BUSY)
+
+
 def configure_errors(
     app: FastAPI,
     statuses: Mapping[type[DomainError], int],
@@ -147,6 +159,7 @@ def configure_errors(
         return answer(status, exc.code, exc.input_field, (exc.zh, exc.en))
 
     app.add_exception_handler(DomainError, domain_error)
+    app.add_exception_handler(RetriesExhaustedError, _busy)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.state.max_body_bytes = max_body_bytes
     limit_body(app, max_body_bytes)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import datetime
 from typing import Any, Protocol, cast, runtime_checkable
 
@@ -61,7 +61,12 @@ async def apply_all(
 
 
 def kafka_projection(
-    projection: Projection, inbox: Inbox, dead_letters: DeadLetters, *, max_retries: int = 3
+    projection: Projection,
+    inbox: Inbox,
+    dead_letters: DeadLetters,
+    *,
+    wants: Collection[str] | None = None,
+    max_retries: int = 3,
 ) -> InboxConsumer:
     """Feed a projection from another service's topic; the inbox makes each event count once."""
 
@@ -69,7 +74,7 @@ def kafka_projection(
         await projection.apply(conn, ReceivedEvent(envelope, data))
 
     name = f"projection:{projection.name}"
-    return InboxConsumer(name, handler, inbox, dead_letters, max_retries=max_retries)
+    return InboxConsumer(name, handler, inbox, dead_letters, wants=wants, max_retries=max_retries)
 
 
 class ProjectionRunner:

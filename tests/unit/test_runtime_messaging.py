@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -147,6 +148,29 @@ async def test_the_same_event_delivered_twice_has_one_effect() -> None:
     assert await subject.process(incoming(stored, offset=7)) is Outcome.DUPLICATE
     assert effects.applied == [1]
     assert dlq.published == []
+
+
+async def test_a_type_the_consumer_does_not_want_is_passed_by_without_an_effect() -> None:
+    [stored] = await recorded(InMemoryEventStore(), "s", 1)
+    effects, dlq = Effects(), InMemoryDeadLetters()
+    inbox = InMemoryInbox()
+    wanted = InboxConsumer("views", effects, inbox, dlq, wants={"qinqing.binding.MemberBound.v1"})
+    other = InboxConsumer("views", effects, inbox, dlq, wants={"qinqing.binding.Other.v1"})
+
+    assert await other.process(incoming(stored)) is Outcome.SKIPPED
+    assert effects.calls == 0
+    assert await wanted.process(incoming(stored)) is Outcome.APPLIED
+    assert effects.applied == [1]
+
+
+async def test_a_message_without_a_type_is_dead_lettered_even_by_a_choosy_consumer() -> None:
+    [stored] = await recorded(InMemoryEventStore(), "s", 1)
+    message = incoming(stored)
+    untyped = replace(message, headers=[h for h in message.headers if h[0] != "ce_type"])
+    dlq = InMemoryDeadLetters()
+    choosy = InboxConsumer("views", Effects(), InMemoryInbox(), dlq, wants={"x"})
+    assert await choosy.process(untyped) is Outcome.DEAD_LETTERED
+    assert len(dlq.published) == 1
 
 
 async def test_invalid_json_is_dead_lettered_with_the_error_and_the_next_is_applied() -> None:
