@@ -13,6 +13,7 @@ import typer
 from services.demo.scenario import DemoFailedError, Scenario
 from services.demo.stack import running_stack
 from services.runtime.auth import jwt_secret
+from services.runtime.consumer import BROKER_LOGGER
 from services.runtime.infra.common import InfraError
 from services.runtime.infra.stack import ensure_up
 from services.runtime.logging import configure_logging
@@ -45,7 +46,7 @@ def demo_command(
     settings = Settings()
     configure_logging("INFO" if verbose else "ERROR", settings.log_json)
     if not verbose:  # the story only; the libraries' own loggers are not structlog's
-        for name in ("aiokafka", "faststream", "faststream.access.kafka", "uvicorn.error"):
+        for name in ("aiokafka", BROKER_LOGGER, "uvicorn.error"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         endpoints = ensure_up(settings, say=say)

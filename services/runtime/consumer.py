@@ -297,11 +297,16 @@ class InboxConsumer:
         return subscriber
 
 
+BROKER_LOGGER = "qinqing.broker"
+
+
 def service_broker(bootstrap_servers: str) -> KafkaBroker:
-    """The broker a service consumes with. FastStream's per-message "Received"/"Processed"
-    lines go to DEBUG: at INFO they would outnumber every other log line of a busy service;
-    the outcomes that matter (dead letters, redeliveries) are logged by InboxConsumer."""
-    return KafkaBroker(bootstrap_servers, log_level=logging.DEBUG)
+    """The broker a service consumes with. FastStream logs through our `qinqing.broker`
+    logger (its own resets its level at start), its per-message "Received"/"Processed" lines
+    at DEBUG: at INFO they would outnumber every other log line of a busy service; the
+    outcomes that matter (dead letters, redeliveries) are logged by InboxConsumer."""
+    logger = logging.getLogger(BROKER_LOGGER)
+    return KafkaBroker(bootstrap_servers, logger=logger, log_level=logging.DEBUG)
 
 
 def event_context(envelope: Envelope, clock: Callable[[], datetime], name: str) -> CommandContext:
