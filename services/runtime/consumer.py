@@ -21,7 +21,7 @@ import structlog
 from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.message import KafkaMessage
 from faststream.message import StreamMessage
 from pydantic import ValidationError
 
@@ -264,18 +264,22 @@ class InboxConsumer:
     ) -> Any:
         """Register on `broker` as a FastStream subscriber of `topics`, acking only after commit."""
 
-        async def raw_body(message: StreamMessage[Any]) -> bytes:
-            return message.body  # the codec validates; FastStream must not decode poison first
+        async def as_is(message: StreamMessage[Any]) -> StreamMessage[Any]:
+            # The codec validates; FastStream must not decode poison first. The handler gets the
+            # message itself as its one plain argument: asking for it through FastStream's
+            # `Context` (a sync dependency) would cost a worker-thread hop on every message.
+            return message
 
         subscriber = broker.subscriber(
             *topics,
             group_id=group_id or self.name,
             auto_offset_reset=auto_offset_reset,
             ack_policy=AckPolicy.MANUAL,
-            decoder=raw_body,
+            decoder=as_is,
         )
 
-        async def on_message(body: bytes, message: KafkaMessage) -> None:
+        async def on_message(message: Any) -> None:
+            assert isinstance(message, KafkaMessage)
             record = message.raw_message
             assert not isinstance(record, tuple)
             try:
