@@ -63,7 +63,8 @@ class BindingApi:
         return await family_view_as_of(self.pool, self.schema, holder, as_of or _END_OF_TIME)
 
 
-def _api(request: Request) -> BindingApi:
+# async: FastAPI would run a plain `def` dependency in a worker thread on every request
+async def _api(request: Request) -> BindingApi:
     api: BindingApi = request.app.state.binding
     return api
 

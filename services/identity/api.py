@@ -79,7 +79,8 @@ class IdentityApi:
 # ---------------------------------------------------------------------------- dependencies
 
 
-def _api(request: Request) -> IdentityApi:
+# async: FastAPI would run a plain `def` dependency in a worker thread on every request
+async def _api(request: Request) -> IdentityApi:
     api: IdentityApi = request.app.state.identity
     return api
 

@@ -46,7 +46,8 @@ class ReviewApi:
     ready: Callable[[], Awaitable[bool]]
 
 
-def _api(request: Request) -> ReviewApi:
+# async: FastAPI would run a plain `def` dependency in a worker thread on every request
+async def _api(request: Request) -> ReviewApi:
     api: ReviewApi = request.app.state.review
     return api
 

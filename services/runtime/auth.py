@@ -243,7 +243,7 @@ async def authenticated(
         raise AccessDeniedError(401, exc.code, zh, en) from exc
 
 
-def _no_region() -> None:
+async def _no_region() -> None:  # async: a `def` dependency costs a worker thread per call
     return None
 
 
