@@ -6,14 +6,15 @@ errors, and a safe 500 that never carries a stack trace or what a person typed."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.types import Message
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.runtime.auth import configure_auth
 from services.runtime.decider import RetriesExhaustedError
@@ -92,44 +93,75 @@ def limit_body(app: FastAPI, max_bytes: int) -> None:
     """Refuse bodies above `max_bytes` with 413 before they are parsed: by Content-Length at
     once, and a chunked body as soon as what arrived passes the limit (multipart uploads are
     otherwise spooled whole before any route sees them)."""
+    app.add_middleware(_LimitBody, max_bytes=max_bytes)
 
-    async def check(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > max_bytes:
-            return _too_large(max_bytes)
-        receive, seen = request.receive, 0
+
+# Both middlewares are plain ASGI: Starlette's `app.middleware("http")` (BaseHTTPMiddleware)
+# runs the rest of the app in a task group of its own and streams its answer through memory
+# channels, on every request.
+
+
+class _LimitBody:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await _too_large(self.max_bytes)(scope, receive, send)
+            return
+        seen = 0
 
         async def counted() -> Message:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > max_bytes:
+            if seen > self.max_bytes:
                 raise BodyTooLargeError
             return message
 
-        request._receive = counted  # how Starlette lets a middleware wrap what the app reads
-        return await call_next(request)
-
-    app.middleware("http")(check)
+        await self.app(scope, counted, send)
 
 
-async def _unexpected(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
+class _Unexpected:
     """A middleware, not an exception handler: Starlette re-raises after a handler for
     Exception, and the server would log the traceback, message and all."""
-    try:
-        return await call_next(request)
-    except Exception as exc:  # noqa: BLE001 - every failure gets the same safe answer
-        if _too_large_in(exc):
-            return _too_large(request.app.state.max_body_bytes)
-        # The class only: an unexpected message might hold what a person typed.
-        log.error("API request failed", error=type(exc).__name__)
-    return answer(
-        500, "internal", None, ("服务暂时不可用，请稍后重试", "Something failed; try again later")
-    )
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+            return
+        except Exception as exc:  # every failure gets the same safe answer
+            if started:  # an answer is under way: it cannot be replaced
+                raise
+            if _too_large_in(exc):
+                response = _too_large(scope["app"].state.max_body_bytes)
+            else:
+                # The class only: an unexpected message might hold what a person typed.
+                log.error("API request failed", error=type(exc).__name__)
+                response = answer(
+                    500,
+                    "internal",
+                    None,
+                    ("服务暂时不可用，请稍后重试", "Something failed; try again later"),
+                )
+        await response(scope, receive, send)
 
 
 _BUSY = (
@@ -163,7 +195,7 @@ def configure_errors(
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.state.max_body_bytes = max_body_bytes
     limit_body(app, max_body_bytes)
-    app.middleware("http")(_unexpected)  # added last: the outermost, so it sees every failure
+    app.add_middleware(_Unexpected)  # added last: the outermost, so it sees every failure
 
 
 def service_app(
