@@ -170,26 +170,30 @@ def flow_note(flows: dict[str, Any]) -> str:
             f"A flow alone takes {alone['latency_ms']['p50']:,.0f} ms at p50 (each hop between "
             "services mostly the relay's 50 ms poll)."
         )
-    face, review = "requested_to_face_check_opened", "submitted_to_review_approved"
+    consumers = {
+        "requested_to_face_check_opened": "identity's consumer of binding's topic",
+        "face_verified_to_face_recorded": "binding's consumer of identity's topic",
+        "submitted_to_review_approved": "review's consumer of binding's topic",
+        "review_approved_to_approval_recorded": "binding's consumer of review's topic",
+    }
+    listed = "; ".join(
+        f"{name} {p50(hop)} ms (alone {alone_p50(hop)})" for hop, name in consumers.items()
+    )
+    slowest = max(consumers, key=lambda hop: hops.get(hop, {}).get("p50", 0))
     parts.append(
-        f"With {flows['in_flight']} in flight, hops at p50 (as they arrive on Kafka): binding's "
-        f"MemberBindRequested to identity's FaceCheckRequested {p50(face)} ms (alone "
-        f"{alone_p50(face)} ms) and BindingMaterialsSubmitted to review's MaterialsApproved "
-        f"{p50(review)} ms (alone {alone_p50(review)} ms): queues at identity's and review's "
-        f"consumers of binding's topic; the other hops take "
-        f"{p50('face_verified_to_face_recorded')} and "
-        f"{p50('review_approved_to_approval_recorded')} ms back into binding, the three HTTP "
-        f"calls {p50('post_to_submit_done')} ms."
+        f"With {flows['in_flight']} in flight, the hops through each consumer at p50, from the "
+        f"event on Kafka to its consequence on Kafka: {listed}; the three HTTP calls "
+        f"{p50('post_to_submit_done')} ms. The slowest, {consumers[slowest]}, is a queue: a "
+        "consumer takes one message at a time."
     )
     if primitives:
         pg = primitives["postgres_commit_ms"]["p50"]
         kafka = primitives["kafka_offset_commit_ms"]["p50"]
-        events = per.get("binding_events", 0) or 1
         parts.append(
-            f"Each consumer takes one message at a time, and binding's topic carries "
-            f"{events:g} events per flow, every one an inbox transaction (a one-row commit "
-            f"alone: {pg:.1f} ms) and a Kafka offset commit ({kafka:.1f} ms alone): before any "
-            f"work, one consumer tops out near {1000 / (pg + kafka) / events:,.0f} flows/s."
+            f"Each message a consumer acts on costs an inbox transaction (a one-row commit alone: "
+            f"{pg:.1f} ms) and a Kafka offset commit ({kafka:.1f} ms alone), so one consumer "
+            f"handles at most ~{1000 / (pg + kafka):,.0f} such messages/s before any work; types "
+            "it does not act on are passed by without either."
         )
     python_ms = per_flow.get("this_process", 0) or 1
     parts.append(
