@@ -11,7 +11,6 @@ from uuid import NAMESPACE_URL, uuid4, uuid5
 
 import asyncpg
 from fastapi import Depends, FastAPI, Header, Query, Request, Response, UploadFile
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.binding.domain import BindRequest
@@ -137,15 +136,6 @@ def _state(request_id: str, request: BindRequest) -> RequestState:
 
 
 def _routes(app: FastAPI) -> None:
-    @app.get("/healthz", tags=["ops"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["ops"])
-    async def readyz(api: Api) -> JSONResponse:
-        ready = await api.ready()
-        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
-
     @app.post("/bindings", status_code=202, tags=["bindings"])
     async def request_binding(
         form: BindingForm,

@@ -26,8 +26,7 @@ from services.runtime.pgstore import GroupCommitEventStore
 from services.runtime.pii import lookup_key
 from services.runtime.projection import ProjectionRunner
 from services.runtime.settings import Settings
-from services.runtime.topics import ensure_topics
-from services.runtime.workers import background, timer, utc_now
+from services.runtime.workers import serving, timer, utc_now
 
 SERVICE = SCHEMA = "binding"
 
@@ -69,9 +68,6 @@ async def running(settings: BindingSettings, schema: str = SCHEMA) -> AsyncItera
             "identity": identity_consumer(handlers, tables, inbox, dead_letters, utc_now),
             "review": review_consumer(handlers, inbox, dead_letters, utc_now),
         }
-        for source, consumer in consumers.items():
-            group = settings.group_id(consumer.name)
-            consumer.subscribe(broker, settings.topic(source), group_id=group)
         views = ProjectionRunner(pool, schema, BindingViews(schema))
         jobs = {
             "expiry": timer(
@@ -82,20 +78,9 @@ async def running(settings: BindingSettings, schema: str = SCHEMA) -> AsyncItera
             ),
             "views": views.run,
         }
-        async with background(settings, pool, schema, SERVICE, more=jobs):
-            topics = [settings.topic(s) for s in (SERVICE, *consumers)]
-            await ensure_topics(settings.kafka_bootstrap_servers, topics)
-            await broker.start()
-            try:
-                yield BindingApi(
-                    handlers,
-                    pool,
-                    schema,
-                    utc_now,
-                    partial(database_ready, pool, f"{schema}.family_view"),
-                )
-            finally:
-                await broker.stop()
+        async with serving(settings, pool, schema, SERVICE, broker, consumers=consumers, jobs=jobs):
+            ready = partial(database_ready, pool, f"{schema}.family_view")
+            yield BindingApi(handlers, pool, schema, utc_now, ready)
     finally:
         await pool.close()
 

@@ -13,7 +13,6 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Depends, FastAPI, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from services.identity.errors import (
@@ -110,15 +109,6 @@ def _confirmation(
 
 
 def _routes(app: FastAPI) -> None:
-    @app.get("/healthz", tags=["ops"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["ops"])
-    async def readyz(api: Api) -> JSONResponse:
-        ready = await api.ready()
-        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
-
     @app.post("/persons", status_code=201, tags=["persons"])
     async def register_person(
         body: RegisterPersonBody, api: Api, caller: Operator, corr: Correlation = None

@@ -25,8 +25,7 @@ from services.runtime.logging import configure_logging, get_logger
 from services.runtime.pgstore import GroupCommitEventStore
 from services.runtime.pii import PostgresKeyVault, lookup_key, master_key
 from services.runtime.settings import Settings
-from services.runtime.topics import ensure_topics
-from services.runtime.workers import background, timer, utc_now
+from services.runtime.workers import serving, timer, utc_now
 
 SERVICE = SCHEMA = "identity"
 _DEV_CALLBACK_SECRET = "qinqing-dev-face-callback-secret-not-safe"  # noqa: S105 - dev default
@@ -86,10 +85,7 @@ async def running(
     try:
         handlers = make_handlers(settings, pool, provider, schema)
         inbox, dead_letters = PostgresInbox(pool, schema), BrokerDeadLetters(broker)
-        consumer = bind_request_consumer(handlers, inbox, dead_letters, utc_now)
-        consumer.subscribe(
-            broker, settings.topic("binding"), group_id=settings.group_id(consumer.name)
-        )
+        consumers = {"binding": bind_request_consumer(handlers, inbox, dead_letters, utc_now)}
         expiry = {
             "face-expiry": timer(
                 handlers.expire_overdue_checks,
@@ -98,16 +94,11 @@ async def running(
                 "identity-timer",
             )
         }
-        async with background(settings, pool, schema, SERVICE, more=expiry):
-            topics = [settings.topic(s) for s in (SERVICE, "binding")]
-            await ensure_topics(settings.kafka_bootstrap_servers, topics)
-            await broker.start()
-            try:
-                yield IdentityApi(
-                    handlers, utc_now, secret, partial(database_ready, pool, f"{schema}.events")
-                )
-            finally:
-                await broker.stop()
+        async with serving(
+            settings, pool, schema, SERVICE, broker, consumers=consumers, jobs=expiry
+        ):
+            ready = partial(database_ready, pool, f"{schema}.events")
+            yield IdentityApi(handlers, utc_now, secret, ready)
     finally:
         await provider.close()
         await pool.close()

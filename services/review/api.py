@@ -11,7 +11,6 @@ from typing import Annotated
 from uuid import NAMESPACE_URL, uuid4, uuid5
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from services.review.console import mount_console
 from services.review.errors import STATUS
@@ -69,15 +68,6 @@ def context(
 
 
 def _routes(app: FastAPI) -> None:
-    @app.get("/healthz", tags=["ops"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["ops"])
-    async def readyz(api: Api) -> JSONResponse:
-        ready = await api.ready()
-        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
-
     @app.get("/cases", tags=["queue"])
     async def queue(
         api: Api,

@@ -26,8 +26,7 @@ from services.runtime.pgstore import GroupCommitEventStore
 from services.runtime.pii import lookup_key
 from services.runtime.projection import ProjectionRunner
 from services.runtime.settings import Settings
-from services.runtime.topics import ensure_topics
-from services.runtime.workers import background, timer, utc_now
+from services.runtime.workers import serving, timer, utc_now
 
 SERVICE = SCHEMA = "review"
 
@@ -69,9 +68,6 @@ async def running(settings: ReviewSettings, schema: str = SCHEMA) -> AsyncIterat
             "binding": binding_consumer(handlers, inbox, dead_letters, utc_now),
             "identity": identity_consumer(schema, inbox, dead_letters),
         }
-        for source, consumer in consumers.items():
-            group = settings.group_id(consumer.name)
-            consumer.subscribe(broker, settings.topic(source), group_id=group)
         cases = ProjectionRunner(pool, schema, CaseTable(schema))
         jobs = {
             "escalation": timer(
@@ -82,17 +78,9 @@ async def running(settings: ReviewSettings, schema: str = SCHEMA) -> AsyncIterat
             ),
             "cases": cases.run,
         }
-        async with background(settings, pool, schema, SERVICE, more=jobs):
-            topics = [settings.topic(s) for s in (SERVICE, *consumers)]
-            await ensure_topics(settings.kafka_bootstrap_servers, topics)
-            await broker.start()
-            try:
-                views = make_views(settings, pool, schema)
-                yield ReviewApi(
-                    handlers, views, utc_now, partial(database_ready, pool, f"{schema}.cases")
-                )
-            finally:
-                await broker.stop()
+        async with serving(settings, pool, schema, SERVICE, broker, consumers=consumers, jobs=jobs):
+            ready = partial(database_ready, pool, f"{schema}.cases")
+            yield ReviewApi(handlers, make_views(settings, pool, schema), utc_now, ready)
     finally:
         await pool.close()
 

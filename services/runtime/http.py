@@ -6,9 +6,9 @@ errors, and a safe 500 that never carries a stack trace or what a person typed."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -198,16 +198,24 @@ def configure_errors(
     app.add_middleware(_Unexpected)  # added last: the outermost, so it sees every failure
 
 
+class ServiceApi(Protocol):
+    """What every service's dependencies offer the routes common to all of them."""
+
+    @property
+    def ready(self) -> Callable[[], Awaitable[bool]]: ...
+
+
 def service_app(
     service: str,
     jwt_secret: str,
-    open_api: Callable[[], AbstractAsyncContextManager[object]],
+    open_api: Callable[[], AbstractAsyncContextManager[ServiceApi]],
     statuses: Mapping[type[DomainError], int],
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
-    """A service's app without its routes: `open_api` builds the dependencies when it starts
-    (kept as `app.state.<service>`) and closes them at the end; tokens and errors as above."""
+    """A service's app with only `/healthz` and `/readyz`: `open_api` builds the dependencies
+    when it starts (kept as `app.state.<service>`) and closes them at the end; tokens and
+    errors as above."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -218,4 +226,16 @@ def service_app(
     app = FastAPI(title=f"qinqing {service}", version="1", lifespan=lifespan)
     configure_auth(app, jwt_secret)
     configure_errors(app, statuses, max_body_bytes=max_body_bytes)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz(request: Request) -> JSONResponse:
+        """The database answers and the service's schema is migrated."""
+        api: ServiceApi = getattr(request.app.state, service)
+        ready = await api.ready()
+        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+
     return app

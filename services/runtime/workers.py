@@ -12,8 +12,10 @@ from typing import Any
 from uuid import uuid4
 
 import asyncpg
+from faststream.kafka import KafkaBroker
 
 from services.runtime.checkpoints import PostgresCheckpoints
+from services.runtime.consumer import InboxConsumer
 from services.runtime.decider import CommandContext
 from services.runtime.integrity import Sealer
 from services.runtime.logging import get_logger
@@ -26,6 +28,7 @@ from services.runtime.relay import (
     wait_or_stop,
 )
 from services.runtime.settings import Settings
+from services.runtime.topics import ensure_topics
 
 log = get_logger(__name__)
 
@@ -129,3 +132,30 @@ async def background(
         for task in (*done, *pending):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+
+@asynccontextmanager
+async def serving(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    schema: str,
+    service: str,
+    broker: KafkaBroker,
+    *,
+    consumers: Mapping[str, InboxConsumer],
+    jobs: Mapping[str, Job],
+) -> AsyncIterator[None]:
+    """A service's whole background while the block runs: each consumer subscribed to its
+    source service's topic (group `<namespace>.<name>`), the relay, the sealer and `jobs`, the
+    topics made, the broker started; everything stopped on the way out."""
+    for source, consumer in consumers.items():
+        group = settings.group_id(consumer.name)
+        consumer.subscribe(broker, settings.topic(source), group_id=group)
+    async with background(settings, pool, schema, service, more=jobs):
+        topics = [settings.topic(s) for s in (service, *consumers)]
+        await ensure_topics(settings.kafka_bootstrap_servers, topics)
+        await broker.start()
+        try:
+            yield
+        finally:
+            await broker.stop()
