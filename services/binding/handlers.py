@@ -111,11 +111,9 @@ class BindingHandlers:
         """Resolve the member (and mother), record the request; the id derives from the
         command id, so a retried request answers with the first one's id."""
         check_required(form)
-        known = await self.deps.tables.person(holder)
-        if known is None:
-            raise HolderUnknownError
+        await self._known(holder)
         today = china_today(ctx.now)
-        member = await self._member(holder, known, form, today)
+        member = await self._member(holder, form, today)
         request_id = str(uuid5(ctx.command_id, "bind-request"))
         deadline = ctx.now + self.deps.request_ttl
         command = RequestMemberBinding(
@@ -144,9 +142,7 @@ class BindingHandlers:
             raise
         return Accepted(request_id, result.state.requests[request_id])
 
-    async def _member(
-        self, holder: str, known: KnownPerson, form: BindingForm, today: date
-    ) -> _Member:
+    async def _member(self, holder: str, form: BindingForm, today: date) -> _Member:
         """Who the form names: a registered person found by the keyed hash of their ID number,
         or, without one, a pseudonym derived from what identifies them (same input, same
         member, so a repeated binding is recognised)."""
@@ -179,6 +175,13 @@ class BindingHandlers:
                 return _Member(f"nid-{who[:32]}", born, place, "—")
             case _:
                 assert_never(form.method)
+
+    async def _known(self, holder: str) -> KnownPerson:
+        """The holder as the directory knows them (their registration may still be on its way)."""
+        known = await self.deps.tables.person(holder)
+        if known is None:
+            raise HolderUnknownError
+        return known
 
     async def _registered(
         self, raw: str | None, field: str, today: date
@@ -248,9 +251,7 @@ class BindingHandlers:
         ctx: CommandContext,
     ) -> BindRequest:
         await self._own_row(holder, request_id)
-        known = await self.deps.tables.person(holder)
-        if known is None:
-            raise HolderUnknownError
+        known = await self._known(holder)
         command = SubmitMaterials(
             request_id,
             await self._material(MaterialRole.HOLDER_HOUSEHOLD, holder_page, "holder_household"),
