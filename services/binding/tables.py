@@ -1,8 +1,9 @@
-"""The binding service's own tables: the persons directory, request routing, face check map."""
+"""The binding service's own tables (the persons directory, request routing, face check map):
+the PostgreSQL adapter and an in-memory fake for unit tests."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 import asyncpg
@@ -134,3 +135,77 @@ class BindingTables:
             f"SELECT request_id FROM {self.schema}.face_checks WHERE check_id = $1", check_id
         )
         return found
+
+
+@dataclass(frozen=True)
+class _StoredPerson:
+    id_lookup: str | None
+    insured_place: str
+
+
+class InMemoryBindingTables(BindingTables):
+    """Same contract as BindingTables, in dicts; unit tests only. A subclass so that it goes
+    where the handlers take BindingTables; it overrides every method and ignores `conn`."""
+
+    def __init__(self) -> None:  # no pool: nothing of the parent's state is used
+        self.persons: dict[str, _StoredPerson] = {}
+        self.requests: dict[str, tuple[RequestRow, bool]] = {}  # the row, and whether settled
+        self.checks: dict[str, str] = {}
+
+    async def person_by_lookup(self, id_lookup: str) -> KnownPerson | None:
+        return next(
+            (
+                KnownPerson(pseudonym, p.insured_place)
+                for pseudonym, p in self.persons.items()
+                if p.id_lookup == id_lookup
+            ),
+            None,
+        )
+
+    async def person(self, pseudonym: str) -> KnownPerson | None:
+        found = self.persons.get(pseudonym)
+        return None if found is None else KnownPerson(pseudonym, found.insured_place)
+
+    async def person_registered(
+        self, conn: object, pseudonym: str, id_lookup: str | None, insured_place: str
+    ) -> None:
+        held = None if id_lookup is None else await self.person_by_lookup(id_lookup)
+        if held is not None and held.pseudonym != pseudonym:  # the column is UNIQUE
+            raise asyncpg.UniqueViolationError(
+                'duplicate key value violates unique constraint "persons_id_lookup_key"'
+            )
+        self.persons[pseudonym] = _StoredPerson(id_lookup, insured_place)
+
+    async def insured_place_switched(self, conn: object, pseudonym: str, place: str) -> None:
+        if pseudonym in self.persons:
+            self.persons[pseudonym] = replace(self.persons[pseudonym], insured_place=place)
+
+    async def person_erased(self, conn: object, pseudonym: str) -> None:
+        self.persons.pop(pseudonym, None)
+
+    async def add_request(self, row: RequestRow) -> None:
+        self.requests.setdefault(row.request_id, (row, False))
+
+    async def drop_request(self, request_id: str) -> None:
+        self.requests.pop(request_id, None)
+
+    async def request(self, request_id: str) -> RequestRow | None:
+        held = self.requests.get(request_id)
+        return None if held is None else held[0]
+
+    async def settle(self, request_id: str) -> None:
+        if request_id in self.requests:
+            self.requests[request_id] = (self.requests[request_id][0], True)
+
+    async def overdue(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+        due = sorted(
+            (row for row, settled in self.requests.values() if not settled and row.deadline <= now),
+            key=lambda row: row.deadline,
+        )
+        return [(row.request_id, row.holder) for row in due[:limit]]
+
+    async def face_check_opened(self, conn: object, check_id: str, request_id: str) -> None:
+        self.checks.setdefault(check_id, request_id)
+
+    async def request_of_check(self, conn: object, check_id: str) -> str | None:
+        return self.checks.get(check_id)
