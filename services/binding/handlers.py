@@ -325,9 +325,10 @@ class BindingHandlers:
             raise RevocationNotConfirmedError(field="confirmation")
         command = RevokeBinding(member, kind, Confirmation(proof.method.value), confirmed=True)
         result = await self.holders.handle(holder_stream(holder), command, ctx)
+        # The latest: a member bound again after an unbinding has an older revoked request.
         revoked = next(
             r
-            for r in result.state.requests.values()
+            for r in reversed(list(result.state.requests.values()))
             if r.member == member and r.kind is kind and r.status is Status.REVOKED
         )
         await self.deps.tables.settle(revoked.request_id)
