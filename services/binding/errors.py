@@ -194,3 +194,10 @@ class MaterialTypeError(BindingError):
 
     def __init__(self, field: str) -> None:
         super().__init__(field=field)
+
+
+class BirthDateInFutureError(BindingError):
+    code: ClassVar[str] = "binding.birth_date_in_future"
+    message_zh: ClassVar[str] = "出生日期不能晚于今天"
+    message_en: ClassVar[str] = "The birth date cannot be after today"
+    field: ClassVar[str | None] = "member_birth_date"

@@ -21,6 +21,7 @@ from services.binding.commands import (
 )
 from services.binding.domain import BindRequest, Holder, Status, binding_decider, holder_stream
 from services.binding.errors import (
+    BirthDateInFutureError,
     HolderUnknownError,
     MaterialNotFoundError,
     MaterialsNotNeededError,
@@ -113,6 +114,8 @@ class BindingHandlers:
         check_required(form)
         await self._known(holder)
         today = china_today(ctx.now)
+        if form.member_birth_date is not None and form.member_birth_date > today:
+            raise BirthDateInFutureError
         member = await self._member(holder, form, today)
         request_id = str(uuid5(ctx.command_id, "bind-request"))
         deadline = ctx.now + self.deps.request_ttl
@@ -138,7 +141,10 @@ class BindingHandlers:
         try:
             result = await self._handle(holder, command, ctx, request_id)
         except Exception:
-            await self.deps.tables.drop_request(request_id)  # nothing half-written is left
+            # Nothing half-written is left, but a row whose request reached the log (a retry
+            # failing after the first attempt appended) stays: outcomes are routed by it.
+            if request_id not in (await self.holder(holder)).requests:
+                await self.deps.tables.drop_request(request_id)
             raise
         return Accepted(request_id, result.state.requests[request_id])
 

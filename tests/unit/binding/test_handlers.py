@@ -12,6 +12,7 @@ import pytest
 from services.binding.domain import Status, holder_stream
 from services.binding.errors import (
     AlreadyBoundError,
+    BirthDateInFutureError,
     CommitmentNotSignedError,
     HolderUnknownError,
     MaterialNotFoundError,
@@ -226,6 +227,30 @@ async def test_a_request_the_domain_refuses_leaves_no_request_row_behind(
         await world.ask(form)
     assert world.tables.requests == {}
     assert await world.events() == []
+
+
+async def test_a_birth_date_after_today_is_refused_on_its_field(world: World) -> None:
+    tomorrow = NOW.date() + timedelta(days=2)
+    form = by_birth_certificate().model_copy(update={"member_birth_date": tomorrow})
+    with pytest.raises(BirthDateInFutureError) as refused:
+        await world.ask(form)
+    assert refused.value.input_field == "member_birth_date"
+    assert world.tables.requests == {}
+
+
+async def test_a_retry_failing_after_the_first_attempt_appended_keeps_the_requests_row(
+    world: World,
+) -> None:
+    once = ctx()
+    first = await world.handlers.request_binding(HOLDER, by_id(), once)
+
+    async def unavailable(*_: Any, **__: Any) -> Any:
+        raise ConnectionError("the store is unavailable")
+
+    world.handlers.holders.handle = unavailable  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        await world.handlers.request_binding(HOLDER, by_id(), once)
+    assert list(world.tables.requests) == [first.request_id]
 
 
 async def test_a_retried_request_answers_the_first_request_id_and_records_nothing_new(
