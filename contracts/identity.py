@@ -85,6 +85,11 @@ class PersonRegistered(_Contract):
         " how services find a person by ID number without holding it. Absent in events"
         " recorded before it was added.",
     )
+    personal_account: bool = Field(
+        default=False,
+        description="Insured by employee insurance with a personal account (个人账户), which"
+        " family mutual aid draws on.",
+    )
 
 
 class InsuredPlaceAdded(_Contract):

@@ -55,7 +55,11 @@ class IdentityEvents:
         if kind == _identity("PersonRegistered"):
             person = identity.PersonRegistered.model_validate(data)
             await self.tables.person_registered(
-                conn, person.pseudonym, person.id_lookup, person.insured_place
+                conn,
+                person.pseudonym,
+                person.id_lookup,
+                person.insured_place,
+                personal_account=person.personal_account,
             )
         elif kind == _identity("CurrentInsuredPlaceSwitched"):
             switched = identity.CurrentInsuredPlaceSwitched.model_validate(data)

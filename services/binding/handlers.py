@@ -112,7 +112,7 @@ class BindingHandlers:
         """Resolve the member (and mother), record the request; the id derives from the
         command id, so a retried request answers with the first one's id."""
         check_required(form)
-        await self._known(holder)
+        known = await self._known(holder)
         today = china_today(ctx.now)
         if form.member_birth_date is not None and form.member_birth_date > today:
             raise BirthDateInFutureError
@@ -133,6 +133,7 @@ class BindingHandlers:
             deadline=deadline,
             mother=member.mother,
             commitment_accepted=form.commitment_accepted,
+            holder_has_personal_account=known.personal_account,
         )
         row = RequestRow(
             request_id, holder, mask_name(form.member_name), member.id_masked, today, deadline

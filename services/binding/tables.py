@@ -16,6 +16,7 @@ from services.runtime.pgstore import Executor
 class KnownPerson:
     pseudonym: str
     insured_place: str  # the current one
+    personal_account: bool = False  # employee insurance with a personal account (mutual aid)
 
 
 @dataclass(frozen=True)
@@ -36,31 +37,39 @@ class BindingTables:
 
     # ---------------------------------------------------------------------------- persons
 
-    async def person_by_lookup(self, id_lookup: str) -> KnownPerson | None:
+    async def _person_where(self, column: str, value: str) -> KnownPerson | None:
         row = await self.pool.fetchrow(
-            f"SELECT pseudonym, insured_place FROM {self.schema}.persons WHERE id_lookup = $1",
-            id_lookup,
+            f"SELECT pseudonym, insured_place, personal_account FROM {self.schema}.persons"
+            f" WHERE {column} = $1",
+            value,
         )
-        return None if row is None else KnownPerson(row["pseudonym"], row["insured_place"])
+        return None if row is None else KnownPerson(**dict(row))
+
+    async def person_by_lookup(self, id_lookup: str) -> KnownPerson | None:
+        return await self._person_where("id_lookup", id_lookup)
 
     async def person(self, pseudonym: str) -> KnownPerson | None:
-        row = await self.pool.fetchrow(
-            f"SELECT pseudonym, insured_place FROM {self.schema}.persons WHERE pseudonym = $1",
-            pseudonym,
-        )
-        return None if row is None else KnownPerson(row["pseudonym"], row["insured_place"])
+        return await self._person_where("pseudonym", pseudonym)
 
     async def person_registered(
-        self, conn: Executor, pseudonym: str, id_lookup: str | None, insured_place: str
+        self,
+        conn: Executor,
+        pseudonym: str,
+        id_lookup: str | None,
+        insured_place: str,
+        *,
+        personal_account: bool = False,
     ) -> None:
         await conn.execute(
-            f"INSERT INTO {self.schema}.persons (pseudonym, id_lookup, insured_place)"
-            " VALUES ($1, $2, $3) ON CONFLICT (pseudonym) DO UPDATE"
+            f"INSERT INTO {self.schema}.persons"
+            " (pseudonym, id_lookup, insured_place, personal_account)"
+            " VALUES ($1, $2, $3, $4) ON CONFLICT (pseudonym) DO UPDATE"
             " SET id_lookup = EXCLUDED.id_lookup, insured_place = EXCLUDED.insured_place,"
-            " updated_at = now()",
+            " personal_account = EXCLUDED.personal_account, updated_at = now()",
             pseudonym,
             id_lookup,
             insured_place,
+            personal_account,
         )
 
     async def insured_place_switched(self, conn: Executor, pseudonym: str, place: str) -> None:
@@ -141,6 +150,7 @@ class BindingTables:
 class _StoredPerson:
     id_lookup: str | None
     insured_place: str
+    personal_account: bool
 
 
 class InMemoryBindingTables(BindingTables):
@@ -155,7 +165,7 @@ class InMemoryBindingTables(BindingTables):
     async def person_by_lookup(self, id_lookup: str) -> KnownPerson | None:
         return next(
             (
-                KnownPerson(pseudonym, p.insured_place)
+                KnownPerson(pseudonym, p.insured_place, p.personal_account)
                 for pseudonym, p in self.persons.items()
                 if p.id_lookup == id_lookup
             ),
@@ -164,17 +174,25 @@ class InMemoryBindingTables(BindingTables):
 
     async def person(self, pseudonym: str) -> KnownPerson | None:
         found = self.persons.get(pseudonym)
-        return None if found is None else KnownPerson(pseudonym, found.insured_place)
+        if found is None:
+            return None
+        return KnownPerson(pseudonym, found.insured_place, found.personal_account)
 
     async def person_registered(
-        self, conn: object, pseudonym: str, id_lookup: str | None, insured_place: str
+        self,
+        conn: object,
+        pseudonym: str,
+        id_lookup: str | None,
+        insured_place: str,
+        *,
+        personal_account: bool = False,
     ) -> None:
         held = None if id_lookup is None else await self.person_by_lookup(id_lookup)
         if held is not None and held.pseudonym != pseudonym:  # the column is UNIQUE
             raise asyncpg.UniqueViolationError(
                 'duplicate key value violates unique constraint "persons_id_lookup_key"'
             )
-        self.persons[pseudonym] = _StoredPerson(id_lookup, insured_place)
+        self.persons[pseudonym] = _StoredPerson(id_lookup, insured_place, personal_account)
 
     async def insured_place_switched(self, conn: object, pseudonym: str, place: str) -> None:
         if pseudonym in self.persons:

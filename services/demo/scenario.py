@@ -100,12 +100,17 @@ class Scenario:
 
     # ---------------------------------------------------------------------------- identity
 
-    async def register(self, person: Person) -> str:
+    async def register(self, person: Person, *, personal_account: bool = False) -> str:
         """Register `person` through identity's API (as an operator); their pseudonym."""
         operator = self._token(Role.OPERATOR, "demo-operator")
         for _ in range(20):  # a made-up number may exist from an earlier run: draw again
             number = person.id_number(self.rng)
-            body = {"name": person.name, "id_number": number, "insured_place": NANCHANG_DISTRICT}
+            body = {
+                "name": person.name,
+                "id_number": number,
+                "insured_place": NANCHANG_DISTRICT,
+                "personal_account": personal_account,
+            }
             answer = await self.http.post(
                 self.url("identity", "/persons"), json=body, headers=operator
             )

@@ -115,7 +115,12 @@ def _routes(app: FastAPI) -> None:
     ) -> Registered:
         ctx = _context(api, caller, corr)
         pseudonym = await api.handlers.register_person(
-            body.name, body.id_number, body.insured_place, api.today(), ctx
+            body.name,
+            body.id_number,
+            body.insured_place,
+            api.today(),
+            ctx,
+            personal_account=body.personal_account,
         )
         return Registered(pseudonym=pseudonym)
 

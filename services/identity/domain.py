@@ -55,6 +55,9 @@ class RegisterPerson:
     # The keyed hash of the normalised ID number (services.runtime.pii.lookup_hash): other
     # services find the person by ID number through it, never through the number itself.
     id_lookup: str | None = None
+    # Insured by employee insurance with a personal account (个人账户), which mutual aid
+    # (家庭账户共济) draws on; the registry tells, the person does not choose it.
+    personal_account: bool = False
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,7 @@ def _register(command: RegisterPerson, state: Person | None) -> Sequence[PersonE
             insured_place=command.insured_place,
             personal=personal,
             id_lookup=command.id_lookup,
+            personal_account=command.personal_account,
         )
     ]
 

@@ -114,7 +114,14 @@ class IdentityHandlers:
     # ---------------------------------------------------------------------------- persons
 
     async def register_person(
-        self, name: str, id_number: str, insured_place: str, today: date, ctx: CommandContext
+        self,
+        name: str,
+        id_number: str,
+        insured_place: str,
+        today: date,
+        ctx: CommandContext,
+        *,
+        personal_account: bool = False,
     ) -> str:
         """The new person's pseudonym. One person per ID number: the claim of its lookup hash
         commits with the PersonRegistered event or not at all."""
@@ -125,7 +132,15 @@ class IdentityHandlers:
         pseudonym = new_pseudonym()
         await self.deps.vault.create_key(pseudonym)
         store = SealingEventStore(self.deps.tables.claiming(claim, pseudonym), self.deps.vault)
-        command = RegisterPerson(pseudonym, name, number, insured_place, today, id_lookup=claim)
+        command = RegisterPerson(
+            pseudonym,
+            name,
+            number,
+            insured_place,
+            today,
+            id_lookup=claim,
+            personal_account=personal_account,
+        )
         try:
             await CommandHandler(store, self.decider, PERSON_CODEC).handle(
                 person_stream(pseudonym), command, ctx

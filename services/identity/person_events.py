@@ -37,6 +37,7 @@ class PersonRegistered(DomainEvent):
     insured_place: str
     personal: PersonalData | None  # None once erased (crypto-shredded); replays still run
     id_lookup: str | None = None  # keyed hash of the ID number; absent from early events
+    personal_account: bool = False  # an employee-insurance personal account (mutual aid)
 
 
 class InsuredPlaceAdded(DomainEvent):

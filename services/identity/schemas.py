@@ -21,6 +21,10 @@ class RegisterPersonBody(_Body):
     name: str = Field(max_length=256)
     id_number: str = Field(max_length=64, description="18 characters; a lower-case x is accepted")
     insured_place: str = Field(max_length=16, description="6-digit region code")
+    personal_account: bool = Field(
+        default=False,
+        description="Insured by employee insurance with a personal account (个人账户).",
+    )
 
 
 class Registered(_Body):

@@ -36,6 +36,13 @@ class BindingTablesContract:
         assert await tables.person_by_lookup(OTHER_LOOKUP) is None
         assert await tables.person("p-2") is None
 
+    async def test_a_personal_account_is_kept_with_the_person(
+        self, tables: BindingTables, conn: Executor
+    ) -> None:
+        await tables.person_registered(conn, "p-1", LOOKUP, "360102", personal_account=True)
+        held = KnownPerson("p-1", "360102", personal_account=True)
+        assert await tables.person("p-1") == await tables.person_by_lookup(LOOKUP) == held
+
     async def test_registering_again_replaces_the_lookup_and_the_place(
         self, tables: BindingTables, conn: Executor
     ) -> None:

@@ -274,6 +274,20 @@ async def test_bad_input_is_refused_with_a_field_level_reason_and_no_500(
     assert (bad_kind["status_code"], bad_kind["code"]) == (422, "binding.relation_not_allowed")
 
 
+async def test_mutual_aid_needs_the_personal_account_identity_registered(
+    story: Scenario,
+) -> None:
+    employee = Person("employee", "钱进", ADULT, False)
+    await story.register(story.holder)  # no personal account
+    await story.register(employee, personal_account=True)
+    await story.register(story.cast["husband"])
+    spouse = story.form("husband", Relation.SPOUSE, kind="mutual_aid")
+    refused = await story.bind(spouse)
+    assert (refused["status_code"], refused["code"]) == (422, "binding.personal_account_required")
+    accepted = await story.bind(spouse, holder="employee")
+    assert (accepted["status_code"], accepted["kind"]) == (202, "mutual_aid")
+
+
 async def test_uploads_are_checked_by_their_bytes_and_size(story: Scenario) -> None:
     await story.register(story.holder)
     url = story.url("binding", "/materials")

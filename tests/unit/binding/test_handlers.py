@@ -19,6 +19,7 @@ from services.binding.errors import (
     MaterialsNotNeededError,
     MaterialTypeError,
     MethodNotAllowedError,
+    PersonalAccountRequiredError,
     PersonNotFoundError,
     RequestNotFoundError,
     RevocationNotConfirmedError,
@@ -227,6 +228,19 @@ async def test_a_request_the_domain_refuses_leaves_no_request_row_behind(
         await world.ask(form)
     assert world.tables.requests == {}
     assert await world.events() == []
+
+
+async def test_mutual_aid_is_open_only_to_a_holder_with_a_personal_account(
+    world: World,
+) -> None:
+    mutual_aid = by_id(kind=BindingKind.MUTUAL_AID)
+    with pytest.raises(PersonalAccountRequiredError):
+        await world.ask(mutual_aid)
+    await world.tables.person_registered(
+        None, HOLDER, lookup_hash(LOOKUP_KEY, HOLDER_ID), "360102", personal_account=True
+    )
+    accepted = await world.ask(mutual_aid)
+    assert accepted.request.kind is BindingKind.MUTUAL_AID
 
 
 async def test_a_birth_date_after_today_is_refused_on_its_field(world: World) -> None:
