@@ -7,7 +7,6 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
-from uuid import NAMESPACE_URL, uuid4, uuid5
 
 import asyncpg
 from fastapi import Depends, FastAPI, Header, Query, Request, Response, UploadFile
@@ -39,9 +38,8 @@ from services.binding.projections import (
 from services.binding.rules import BindingKind
 from services.runtime.auth import Principal, Role, require
 from services.runtime.blobs import MAX_MATERIAL_BYTES
-from services.runtime.decider import CommandContext
 from services.runtime.errors import DomainError
-from services.runtime.http import service_app
+from services.runtime.http import request_context, service_app
 
 _END_OF_TIME = datetime.max.replace(tzinfo=UTC)
 
@@ -74,14 +72,6 @@ Staff = Annotated[Principal, Depends(require(Role.AUDITOR, Role.OPERATOR))]
 Anyone = Annotated[Principal, Depends(require(Role.INSURED, Role.AUDITOR, Role.OPERATOR))]
 Correlation = Annotated[str | None, Header(alias="X-Correlation-ID", max_length=128)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
-
-
-def _context(
-    api: BindingApi, caller: Principal, corr: str | None, key: str | None = None
-) -> CommandContext:
-    """With an Idempotency-Key the command id derives from it: a retry is the same command."""
-    command_id = uuid5(NAMESPACE_URL, f"{caller.subject}/{key}") if key else uuid4()
-    return CommandContext(command_id, api.clock(), corr or uuid4().hex, caller.subject)
 
 
 class _Body(BaseModel):
@@ -146,7 +136,7 @@ def _routes(app: FastAPI) -> None:
     ) -> RequestState:
         """Start binding a member; the answer says what the request now waits for."""
         accepted = await api.handlers.request_binding(
-            caller.subject, form, _context(api, caller, corr, key)
+            caller.subject, form, request_context(api.clock, caller, corr, key)
         )
         return _state(accepted.request_id, accepted.request)
 
@@ -179,7 +169,7 @@ def _routes(app: FastAPI) -> None:
         request_id: str, body: SignatureBody, api: Api, caller: Insured, corr: Correlation = None
     ) -> RequestState:
         """Sign the letter as downloaded, with a signature image uploaded to /materials."""
-        ctx = _context(api, caller, corr)
+        ctx = request_context(api.clock, caller, corr)
         request = await api.handlers.sign_commitment_letter(
             caller.subject, request_id, body.signature_sha256, ctx
         )
@@ -190,7 +180,7 @@ def _routes(app: FastAPI) -> None:
         request_id: str, body: MaterialsBody, api: Api, caller: Insured, corr: Correlation = None
     ) -> RequestState:
         """Attach both household register pages: the request goes to a reviewer."""
-        ctx = _context(api, caller, corr)
+        ctx = request_context(api.clock, caller, corr)
         request = await api.handlers.submit_materials(
             caller.subject, request_id, body.holder_household, body.member_household, ctx
         )
@@ -231,7 +221,7 @@ def _routes(app: FastAPI) -> None:
         member: str, body: RevokeBody, api: Api, caller: Insured, corr: Correlation = None
     ) -> RequestState:
         """Unbind, confirmed by identity's proof of the payment password or a face check."""
-        ctx = _context(api, caller, corr)
+        ctx = request_context(api.clock, caller, corr)
         request = await api.handlers.revoke(
             caller.subject, member, body.kind, body.confirmation, ctx
         )

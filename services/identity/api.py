@@ -8,7 +8,6 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated
-from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, FastAPI, Header, Request, Response
@@ -52,9 +51,8 @@ from services.runtime.auth import (
     issue_confirmation,
     require,
 )
-from services.runtime.decider import CommandContext
 from services.runtime.errors import DomainError
-from services.runtime.http import answer, service_app
+from services.runtime.http import answer, request_context, service_app
 from services.runtime.logging import get_logger
 
 log = get_logger(__name__)
@@ -90,10 +88,6 @@ Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
 InsuredOrOperator = Annotated[Principal, Depends(require(Role.INSURED, Role.OPERATOR))]
 
 
-def _context(api: Api, principal: Principal, correlation: str | None) -> CommandContext:
-    return CommandContext(uuid4(), api.clock(), correlation or uuid4().hex, principal.subject)
-
-
 Correlation = Annotated[str | None, Header(alias="X-Correlation-ID", max_length=128)]
 
 
@@ -113,7 +107,7 @@ def _routes(app: FastAPI) -> None:
     async def register_person(
         body: RegisterPersonBody, api: Api, caller: Operator, corr: Correlation = None
     ) -> Registered:
-        ctx = _context(api, caller, corr)
+        ctx = request_context(api.clock, caller, corr)
         pseudonym = await api.handlers.register_person(
             body.name,
             body.id_number,
@@ -140,28 +134,28 @@ def _routes(app: FastAPI) -> None:
     async def add_insured_place(
         body: InsuredPlaceBody, api: Api, caller: Insured, corr: Correlation = None
     ) -> None:
-        ctx = _context(api, caller, corr)
+        ctx = request_context(api.clock, caller, corr)
         await api.handlers.add_insured_place(caller.subject, body.insured_place, ctx)
 
     @app.put("/persons/me/current-insured-place", status_code=204, tags=["persons"])
     async def switch_insured_place(
         body: InsuredPlaceBody, api: Api, caller: Insured, corr: Correlation = None
     ) -> None:
-        ctx = _context(api, caller, corr)
+        ctx = request_context(api.clock, caller, corr)
         await api.handlers.switch_insured_place(caller.subject, body.insured_place, ctx)
 
     @app.post("/persons/me/voucher-activations", status_code=204, tags=["persons"])
     async def activate_voucher(
         body: ActivateBody, api: Api, caller: Insured, corr: Correlation = None
     ) -> None:
-        ctx = _context(api, caller, corr)
+        ctx = request_context(api.clock, caller, corr)
         await api.handlers.activate_voucher(caller.subject, body.channel, body.face_check_id, ctx)
 
     @app.put("/persons/me/payment-password", status_code=204, tags=["payment password"])
     async def set_payment_password(
         body: SetPasswordBody, api: Api, caller: Insured, corr: Correlation = None
     ) -> None:
-        ctx = _context(api, caller, corr)
+        ctx = request_context(api.clock, caller, corr)
         await api.handlers.set_payment_password(caller.subject, body.password, body.channel, ctx)
 
     @app.post("/persons/me/payment-password/verification", tags=["payment password"])
@@ -172,7 +166,7 @@ def _routes(app: FastAPI) -> None:
         caller: Insured,
         corr: Correlation = None,
     ) -> PasswordVerified:
-        ctx = _context(api, caller, corr)
+        ctx = request_context(api.clock, caller, corr)
         matched = await api.handlers.verify_payment_password(caller.subject, body.password, ctx)
         if not matched:
             return PasswordVerified(matched=False)
@@ -189,7 +183,7 @@ def _face_routes(app: FastAPI) -> None:
         caller: Insured,
         corr: Correlation = None,
     ) -> FaceCheckView:
-        ctx = _context(api, caller, corr)
+        ctx = request_context(api.clock, caller, corr)
         purpose = FacePurpose(body.purpose.value)
         deadline = ctx.now + MAX_WAIT[purpose]
         check_id = await api.handlers.request_face_check(

@@ -8,7 +8,6 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
-from uuid import NAMESPACE_URL, uuid4, uuid5
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request, Response
 
@@ -31,8 +30,7 @@ from services.review.schemas import (
     stats_view,
 )
 from services.runtime.auth import Principal, Role, require
-from services.runtime.decider import CommandContext
-from services.runtime.http import service_app
+from services.runtime.http import request_context, service_app
 
 
 @dataclass(frozen=True)
@@ -57,14 +55,6 @@ Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
 Correlation = Annotated[str | None, Header(alias="X-Correlation-ID", max_length=128)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
 CaseId = Annotated[str, Path(max_length=64)]
-
-
-def context(
-    clock: Callable[[], datetime], caller: Principal, corr: str | None, key: str | None = None
-) -> CommandContext:
-    """With an Idempotency-Key the command id derives from it: a retry is the same command."""
-    command_id = uuid5(NAMESPACE_URL, f"{caller.subject}/{key}") if key else uuid4()
-    return CommandContext(command_id, clock(), corr or uuid4().hex, caller.subject)
 
 
 def _routes(app: FastAPI) -> None:
@@ -100,7 +90,7 @@ def _routes(app: FastAPI) -> None:
         case_id: CaseId, api: Api, caller: Reviewer, *, corr: Correlation = None,
         key: IdempotencyKey = None,
     ) -> CaseView:  # fmt: skip
-        await api.handlers.claim(case_id, caller, context(api.clock, caller, corr, key))
+        await api.handlers.claim(case_id, caller, request_context(api.clock, caller, corr, key))
         return await case(case_id, api, caller)
 
     @app.post("/cases/{case_id}/approve", tags=["cases"])
@@ -108,7 +98,7 @@ def _routes(app: FastAPI) -> None:
         case_id: CaseId, api: Api, caller: Reviewer, *, corr: Correlation = None,
         key: IdempotencyKey = None,
     ) -> CaseView:  # fmt: skip
-        await api.handlers.approve(case_id, caller, context(api.clock, caller, corr, key))
+        await api.handlers.approve(case_id, caller, request_context(api.clock, caller, corr, key))
         return await case(case_id, api, caller)
 
     @app.post("/cases/{case_id}/reject", tags=["cases"])
@@ -116,7 +106,7 @@ def _routes(app: FastAPI) -> None:
         case_id: CaseId, body: RejectBody, api: Api, caller: Reviewer, *,
         corr: Correlation = None, key: IdempotencyKey = None,
     ) -> CaseView:  # fmt: skip
-        ctx = context(api.clock, caller, corr, key)
+        ctx = request_context(api.clock, caller, corr, key)
         await api.handlers.reject(case_id, caller, body.reason, body.note, ctx)
         return await case(case_id, api, caller)
 
@@ -160,7 +150,7 @@ def _routes(app: FastAPI) -> None:
         corr: Correlation = None,
     ) -> PolicyView:
         """Applies to cases opened from now on; open cases keep the policy they opened under."""
-        ctx = context(api.clock, caller, corr)
+        ctx = request_context(api.clock, caller, corr)
         policy = await api.handlers.change_policy(
             region, case_type, body.mode, ctx, checks=tuple(body.checks), on_failure=body.on_failure
         )

@@ -31,6 +31,7 @@ from services.review.schemas import case_view, queue_view
 from services.runtime.auth import Principal, Role, TokenError, decode_token
 from services.runtime.decider import CommandContext, RetriesExhaustedError
 from services.runtime.errors import DomainError
+from services.runtime.http import request_context
 from services.runtime.logging import get_logger
 
 if TYPE_CHECKING:
@@ -191,10 +192,7 @@ class Session:
 
     def context(self, key: str) -> CommandContext:
         """The form's idempotency key makes a resubmitted form the same command."""
-        # services.review.api imports this module to mount it: import it when first used.
-        from services.review.api import context  # noqa: PLC0415
-
-        return context(self.api.clock, self.reviewer, None, key)
+        return request_context(self.api.clock, self.reviewer, None, key)
 
 
 async def _session(

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime
 from typing import Any, Protocol
+from uuid import NAMESPACE_URL, uuid4, uuid5
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,8 +18,8 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.runtime.auth import configure_auth
-from services.runtime.decider import RetriesExhaustedError
+from services.runtime.auth import Principal, configure_auth
+from services.runtime.decider import CommandContext, RetriesExhaustedError
 from services.runtime.errors import DomainError
 from services.runtime.logging import get_logger
 
@@ -239,3 +241,12 @@ def service_app(
         return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
     return app
+
+
+def request_context(
+    clock: Callable[[], datetime], caller: Principal, corr: str | None, key: str | None = None
+) -> CommandContext:
+    """The context of a command an HTTP request sends. With an Idempotency-Key the command id
+    derives from the caller and the key, so a retried request is the same command."""
+    command_id = uuid5(NAMESPACE_URL, f"{caller.subject}/{key}") if key else uuid4()
+    return CommandContext(command_id, clock(), corr or uuid4().hex, caller.subject)
