@@ -1,9 +1,13 @@
 """Flows phase: complete bindings by ID number + materials through identity, binding and review.
 
-The three services run in this process (`services.demo.stack.running_stack`, loopback HTTP,
-talking only through Kafka, each in a fresh schema, in a fresh topic namespace), the face
-simulator answers at once, and the region's review policy auto-approves member-binding cases,
-so no person is in the measured path. One flow, as a holder's app drives it:
+The three services run each in an OS process of its own, as deployed: `qinqing <service>
+serve` started as a subprocess, loopback HTTP, talking only through Kafka, each in a fresh
+schema, in a fresh topic namespace. The full run then measures the same flows again with the
+three served in this process beside the driver (`services.demo.stack.running_stack`) and
+reports those under `binding_flows.in_one_process`; the quick run measures the deployed
+layout only. Identity's face simulator answers at once (its default outcome: verified, no
+latency), and the region's review policy auto-approves member-binding cases, so no person is
+in the measured path. One flow, as a holder's app drives it:
 
     POST /bindings (member aged 16+, method id_number)            -> 202, waits for materials
     POST /bindings/{id}/commitment-letter/signature (uploaded PNG)  -> the letter is signed
@@ -20,9 +24,10 @@ waiting until binding's persons directory and review's lookups know every one, u
 signature and the two household pages once (content-addressed: every flow attaches the same
 hashes), the policy, and a few warm-up flows. Then the flows run closed-loop with a bounded
 number in flight. Beside the three figures the phase reports where the time goes: CPU seconds
-of this process (driver and all three services: one Python process, so at most one core) and
-of the PostgreSQL and Kafka processes, machine-wide CPU use, HTTP time per call, events,
-inbox rows and database transactions per flow, and the median time of each stage.
+of each service's process and of the driver (this process; in the one-process layout, this
+process alone, services and driver, so at most one core) and of the PostgreSQL and Kafka
+processes, machine-wide CPU use, HTTP time per call, events, inbox rows and database
+transactions per flow, and the median time of each stage.
 """
 
 from __future__ import annotations
@@ -32,15 +37,21 @@ import contextlib
 import json
 import logging
 import os
+import signal
+import socket
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import asyncpg
 import httpx
@@ -52,13 +63,21 @@ from services.bench.common import FLOW_TARGETS, BenchConfig, BenchError, Say, ra
 from services.binding.handlers import china_today
 from services.binding.rules import BindingKind, Method, Relation
 from services.demo.people import NANCHANG_DISTRICT, Person, household_page_pdf, signature_png
-from services.demo.stack import SERVICES, Stack, running_stack
+from services.demo.stack import SERVICES, migrate_stack, running_stack
 from services.identity.id_number import check_char, parse_id_number
 from services.review.events import CaseType, ReviewMode
 from services.runtime.auth import Principal, Role, issue_token, jwt_secret
 from services.runtime.settings import Settings
 
 IDLE_S = 2.0  # how long the idle stack's own CPU use is measured before the flows
+START_TIMEOUT_S = 60.0  # a service process not ready this long after its start fails the phase
+STOP_TIMEOUT_S = 20.0  # after SIGTERM, then SIGKILL
+PER_SERVICE, IN_ONE_PROCESS = "process_per_service", "in_one_process"
+_SERVED = {
+    PER_SERVICE: "each served in an OS process of its own (`qinqing <service> serve`, as "
+    "deployed; the driver in another)",
+    IN_ONE_PROCESS: "served in one Python process together with the driver",
+}
 MEMBERS_PER_HOLDER = 5  # the family account's limit: every holder binds exactly this many
 ID_REGION = "360121"  # 南昌县: a county code valid in every birth year used below
 POLICY_REGION = "36"  # Jiangxi: every holder is insured in Nanchang (360102)
@@ -103,13 +122,13 @@ _QUIET = ("uvicorn.access", "uvicorn.error", "faststream", "faststream.access.ka
 
 DEFINITION = (
     "complete bindings by ID number + materials (family account, member aged 16+) through "
-    "identity, binding and review served in one process over loopback HTTP, talking only "
+    "identity, binding and review {served}, over loopback HTTP, talking only "
     "through Kafka (fresh schemas and topics): POST /bindings, sign the commitment letter with "
     "an uploaded signature, submit both household pages; binding -> review (policy "
     "auto_approve for member_binding, so no reviewer) -> binding, and binding -> identity "
     "(the member's face check, simulator answering at once) -> binding -> MemberBound. Latency: "
     "from just before the POST to the arrival of that MemberBound at a Kafka consumer of "
-    "binding's topic in the same process (bound as published on Kafka). Closed loop: "
+    "binding's topic in the driver's process (bound as published on Kafka). Closed loop: "
     "{concurrency} flows in flight, {flows} flows after {warmup} warm-up flows; holders with "
     "5 members each, a holder's flows never in flight together; flows/s = flows / seconds from "
     "the first POST to the last MemberBound"
@@ -205,16 +224,20 @@ def _machine_jiffies() -> tuple[int, int]:
 
 @dataclass
 class _CpuMeter:
-    """CPU seconds used by this process, PostgreSQL's and Kafka's between start and stop."""
+    """CPU seconds used between start and stop by this process (`this_process` when it serves
+    the services too, else `driver`), each service's own process (`pids`: service -> pid),
+    and PostgreSQL's and Kafka's processes."""
 
+    pids: dict[str, int] = field(default_factory=dict)
     started: dict[str, dict[int, float]] = field(default_factory=dict)
     machine: tuple[int, int] = (0, 0)
     wall: float = 0.0
 
-    @staticmethod
-    def _groups() -> dict[str, list[int]]:
+    def _groups(self) -> dict[str, list[int]]:
+        ours = {"driver" if self.pids else "this_process": [os.getpid()]}
         return {
-            "this_process": [os.getpid()],
+            **ours,
+            **{service: [pid] for service, pid in self.pids.items()},
             "postgres": _processes(lambda comm, _: comm.startswith("postgres")),
             "kafka": _processes(lambda _, cmd: "kafka.Kafka" in cmd),
         }
@@ -437,6 +460,133 @@ async def _primitives(
     }
 
 
+# ---------------------------------------------------------------------------- the services
+
+
+@dataclass(frozen=True)
+class _Services:
+    """Where the driver finds the three services; `pids` (service -> pid) when each runs in a
+    process of its own, empty when they run in this process."""
+
+    urls: dict[str, str]  # service -> http://127.0.0.1:<port>
+    schemas: dict[str, str]
+    namespace: str
+    kafka: str  # bootstrap servers
+    pids: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def layout(self) -> str:
+        return PER_SERVICE if self.pids else IN_ONE_PROCESS
+
+
+@asynccontextmanager
+async def _in_this_process(
+    settings: Settings, namespace: str, schemas: dict[str, str]
+) -> AsyncIterator[_Services]:
+    async with running_stack(
+        settings.database_url,
+        settings.kafka_bootstrap_servers,
+        namespace=namespace,
+        schemas=schemas,
+        face_latency_s=0.0,
+    ) as stack:
+        yield _Services(stack.urls, stack.schemas, stack.namespace, stack.kafka)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _tail(log: IO[bytes], limit: int = 2000) -> str:
+    log.seek(0)
+    return log.read().decode(errors="replace")[-limit:].strip()
+
+
+@dataclass
+class _Child:
+    service: str
+    url: str
+    process: asyncio.subprocess.Process
+    log: IO[bytes]  # its stderr, for the reason when it fails
+
+    def failure(self, what: str) -> BenchError:
+        return BenchError(
+            f"the {self.service} service {what} (exit {self.process.returncode}): {_tail(self.log)}"
+        )
+
+    async def ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient(timeout=5) as http:
+            while time.monotonic() < deadline:
+                if self.process.returncode is not None:
+                    raise self.failure("exited while starting")
+                with contextlib.suppress(httpx.TransportError):
+                    if (await http.get(f"{self.url}/readyz")).status_code == 200:
+                        return
+                await asyncio.sleep(0.2)
+        raise self.failure(f"was not ready {timeout_s:.0f} s after its start")
+
+    async def stop(self) -> None:
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.process.wait(), STOP_TIMEOUT_S)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+
+
+@asynccontextmanager
+async def _own_processes(
+    settings: Settings, namespace: str, schemas: dict[str, str]
+) -> AsyncIterator[_Services]:
+    """Migrate, then start `qinqing <service> serve` for each service in a subprocess (as the
+    deployment runs them: one process per service, its settings from the environment) and
+    wait until each is ready; SIGTERM to each when the block ends."""
+    await migrate_stack(settings.database_url, schemas)
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "QINQING_TOPIC_NAMESPACE": namespace,
+        "QINQING_LOG_LEVEL": "WARNING",
+    }
+    children: list[_Child] = []
+    with contextlib.ExitStack() as logs:
+        try:
+            for service in SERVICES:
+                port = _free_port()
+                command = [
+                    sys.executable, "-m", "services.cli", service, "serve",
+                    "--port", str(port), "--schema", schemas[service],
+                ]  # fmt: skip
+                log = logs.enter_context(tempfile.TemporaryFile())
+                process = await asyncio.create_subprocess_exec(
+                    *command,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                )
+                children.append(_Child(service, f"http://127.0.0.1:{port}", process, log))
+            await asyncio.gather(*(child.ready(START_TIMEOUT_S) for child in children))
+            yield _Services(
+                {child.service: child.url for child in children},
+                schemas,
+                namespace,
+                settings.kafka_bootstrap_servers,
+                pids={child.service: child.process.pid for child in children},
+            )
+            for child in children:  # a service that died mid-run fails the phase
+                if child.process.returncode is not None:
+                    raise child.failure("exited while the flows ran")
+        finally:
+            await asyncio.gather(*(child.stop() for child in children))
+
+
 # ---------------------------------------------------------------------------- the phase
 
 
@@ -459,7 +609,7 @@ class _Run:
 class _Driver:
     """A holder's app for many holders: tokens issued once, one HTTP client for all."""
 
-    def __init__(self, stack: Stack, secret: str, concurrency: int) -> None:
+    def __init__(self, stack: _Services, secret: str, concurrency: int) -> None:
         self.stack, self.secret = stack, secret
         limits = httpx.Limits(max_connections=concurrency + 20, max_keepalive_connections=None)
         self.http = httpx.AsyncClient(timeout=60, limits=limits)
@@ -694,24 +844,42 @@ def flow_schemas(base: str) -> dict[str, str]:
     return {service: f"{base}_f_{service}" for service in SERVICES}
 
 
+def layouts(cfg: BenchConfig) -> tuple[str, ...]:
+    """The layouts a run measures, the reported one first: the full run both, any other run
+    (quick, the smoke test) only the deployed one, one process per service."""
+    return (PER_SERVICE, IN_ONE_PROCESS) if cfg.mode == "full" else (PER_SERVICE,)
+
+
 async def flow_figures(
     cfg: BenchConfig, settings: Settings, base: str, say: Say
 ) -> dict[str, dict[str, Any]]:
-    """The three flow figures and the phase's details, in schemas `<base>_f_<service>` and
-    topics `<base>.<service>.v1` (`base` without its `_`), dropped afterwards."""
+    """The three flow figures and the phase's details with one process per service, in schemas
+    `<base>_f_<service>` and topics `<base>.<service>.v1` (`base` without its `_`); in the full
+    run, also the figures with the three services in this process, under
+    `binding_flows.in_one_process` (schemas `<base>_1_f_<service>`). All dropped afterwards."""
+    first, *more = layouts(cfg)
+    figures = await _phase(cfg, settings, base, say, first)
+    for n, layout in enumerate(more, start=1):
+        other = await _phase(cfg, settings, f"{base}_{n}", say, layout)
+        figures["binding_flows"][layout] = {
+            **{key: other[key]["value"] for key in FLOW_TARGETS},
+            **other["binding_flows"],
+        }
+    return figures
+
+
+async def _phase(
+    cfg: BenchConfig, settings: Settings, base: str, say: Say, layout: str
+) -> dict[str, dict[str, Any]]:
     schemas = flow_schemas(base)
     namespace = base.replace("_", "")
     bootstrap = settings.kafka_bootstrap_servers
+    serve = _own_processes if layout == PER_SERVICE else _in_this_process
+    say(f"flows: identity, binding and review {_SERVED[layout].split(' (')[0]}")
     try:
         with _quiet_loggers():
-            async with running_stack(
-                settings.database_url,
-                bootstrap,
-                namespace=namespace,
-                schemas=schemas,
-                face_latency_s=0.0,
-            ) as stack:
-                return await _measure(stack, cfg, settings, say)
+            async with serve(settings, namespace, schemas) as services:
+                return await _measure(services, cfg, settings, say)
     finally:
         with contextlib.suppress(Exception):
             await _drop_schemas(settings.database_url, schemas)
@@ -720,7 +888,7 @@ async def flow_figures(
 
 
 async def _measure(
-    stack: Stack, cfg: BenchConfig, settings: Settings, say: Say
+    stack: _Services, cfg: BenchConfig, settings: Settings, say: Say
 ) -> dict[str, dict[str, Any]]:
     # Three groups of flows, each with holders of its own: timed, warm-up, one at a time.
     sizes = (cfg.flows, cfg.flow_warmup, cfg.flow_alone)
@@ -763,7 +931,7 @@ async def _measure(
                 for i in range(sizes[group])
             ]
 
-        idle_cpu = await _idle_cpu()
+        idle_cpu = await _idle_cpu(stack.pids)
         if cfg.flow_warmup:
             say(f"flows: {cfg.flow_warmup} warm-up flows")
             warm = await driver.flows(
@@ -773,7 +941,7 @@ async def _measure(
         alone = await _one_at_a_time(driver, plan(2), watch, cfg.flow_timeout_s, say)
         say(f"flows: {flows:,} flows, {cfg.flow_concurrency} in flight")
         before = await _counts(conn, stack.schemas)
-        meter, horizon = _CpuMeter(), _HorizonSampler(conn)
+        meter, horizon = _CpuMeter(stack.pids), _HorizonSampler(conn)
         meter.start()
         horizon.start()
         load_start = _load_average()
@@ -806,6 +974,7 @@ async def _measure(
         return _figures(
             cfg,
             run,
+            layout=stack.layout,
             watch=watch,
             cpu=cpu,
             before=before,
@@ -821,8 +990,8 @@ async def _measure(
         await conn.close()
 
 
-async def _idle_cpu() -> dict[str, Any]:
-    idle = _CpuMeter()
+async def _idle_cpu(pids: dict[str, int]) -> dict[str, Any]:
+    idle = _CpuMeter(pids)
     idle.start()
     await asyncio.sleep(IDLE_S)
     return idle.stop(0)
@@ -869,6 +1038,7 @@ def _figures(
     cfg: BenchConfig,
     run: _Run,
     *,
+    layout: str,
     watch: _BoundWatch,
     cpu: dict[str, Any],
     before: dict[str, int],
@@ -889,13 +1059,11 @@ def _figures(
     p50, p99 = _percentile(latencies, 50) * 1000, _percentile(latencies, 99) * 1000
     failed = cfg.flows - bound
     valid = failed == 0
+    busy = ", ".join(f"{group} {cores:.2f}" for group, cores in cpu["cores_busy"].items())
     say(
-        f"flows: {per_s:,.1f} flows/s, p50 {p50:,.0f} ms, p99 {p99:,.0f} ms; "
+        f"flows: {per_s:,.1f} flows/s, p50 {p50:,.0f} ms, p99 {p99:,.0f} ms ({layout}); "
         f"{bound} of {cfg.flows} bound, {run.incomplete} incomplete, "
-        f"{sum(run.errors.values())} refused, {run.rejected} rejected; "
-        f"this process {cpu['cores_busy'].get('this_process', 0):.2f} cores, "
-        f"postgres {cpu['cores_busy'].get('postgres', 0):.2f}, "
-        f"kafka {cpu['cores_busy'].get('kafka', 0):.2f}"
+        f"{sum(run.errors.values())} refused, {run.rejected} rejected; cores busy: {busy}"
     )
     delta = {key: after[key] - before[key] for key in after}
     published = [
@@ -904,7 +1072,10 @@ def _figures(
         if r in watch.published_ms
     ]
     definition = DEFINITION.format(
-        concurrency=cfg.flow_concurrency, flows=cfg.flows, warmup=cfg.flow_warmup
+        served=_SERVED[layout],
+        concurrency=cfg.flow_concurrency,
+        flows=cfg.flows,
+        warmup=cfg.flow_warmup,
     )
 
     def target(key: str, value: float, unit: str, **extra: Any) -> dict[str, Any]:
@@ -931,6 +1102,7 @@ def _figures(
         "binding_flow_p99_ms": target("binding_flow_p99_ms", p99, "ms"),
         "binding_flows": {
             "definition": definition,
+            "layout": layout,
             "flows_requested": cfg.flows,
             "flows_bound": bound,
             "flows_incomplete": run.incomplete,

@@ -149,6 +149,12 @@ def _review_row(fig: dict[str, Any]) -> tuple[str, str, str]:
     return f"{fig['value']:.2f} ms{mark}", fig["target"], details
 
 
+_LAYOUTS = {
+    "process_per_service": ", each service in a process of its own (as deployed)",
+    "in_one_process": ", the three services in one process with the driver",
+}
+
+
 def flow_note(flows: dict[str, Any]) -> str:
     """Where a flow's time goes, in one paragraph, from the phase's own measurements."""
     hops, cpu, per = flows["stages_ms"], flows["cpu"], flows["per_flow"]
@@ -195,12 +201,8 @@ def flow_note(flows: dict[str, Any]) -> str:
             f"handles at most ~{1000 / (pg + kafka):,.0f} such messages/s before any work; types "
             "it does not act on are passed by without either."
         )
-    python_ms = per_flow.get("this_process", 0) or 1
     parts.append(
-        f"CPU per flow: the one Python process serving all three services (and the driver) "
-        f"{python_ms:,.0f} ms, so its one core carries at most ~{1000 / python_ms:,.0f} flows/s; "
-        f"it was {busy.get('this_process', 0):.2f} cores busy (idle: "
-        f"{idle.get('this_process', 0):.2f}; at most 1 of {cores}), PostgreSQL "
+        f"{_python_cpu(per_flow, busy, idle, cores)}, PostgreSQL "
         f"{per_flow.get('postgres', 0):,.0f} ms, Kafka {per_flow.get('kafka', 0):,.0f} ms; the "
         f"machine {100 * (cpu.get('machine_busy_fraction') or 0):.0f} % busy. Per flow: "
         f"{per['events']:g} events, {per['inbox_rows']:g} consumed messages, "
@@ -211,7 +213,46 @@ def flow_note(flows: dict[str, Any]) -> str:
             f"; the oldest open transaction in the cluster, which every relay waits for, was "
             f"{horizon['p50']:,.0f} ms old at p50, {horizon['max']:,.0f} ms at most"
         )
+    together = flows.get("in_one_process")
+    if together:
+        one = together["cpu"]["cpu_ms_per_flow"].get("this_process", 0)
+        parts[-1] += (
+            f". The same flows with the three services and the driver in one Python process: "
+            f"{together['binding_flows_per_s']:,.1f} flows/s, p50 "
+            f"{together['binding_flow_p50_ms']:,.0f} ms, p99 "
+            f"{together['binding_flow_p99_ms']:,.0f} ms; that process {one:,.0f} ms of CPU per "
+            f"flow, {together['cpu']['cores_busy'].get('this_process', 0):.2f} cores busy"
+        )
     return " ".join(parts)
+
+
+def _python_cpu(
+    per_flow: dict[str, float], busy: dict[str, float], idle: dict[str, float], cores: int
+) -> str:
+    """The Python processes' CPU per flow: one per service (each at most one core) and the
+    driver, or one process serving all three services and the driver."""
+    services = [s for s in ("identity", "binding", "review") if s in per_flow]
+    if not services:
+        python_ms = per_flow.get("this_process", 0) or 1
+        return (
+            f"CPU per flow: the one Python process serving all three services (and the driver) "
+            f"{python_ms:,.0f} ms, so its one core carries at most ~{1000 / python_ms:,.0f} "
+            f"flows/s; it was {busy.get('this_process', 0):.2f} cores busy (idle: "
+            f"{idle.get('this_process', 0):.2f}; at most 1 of {cores})"
+        )
+    each = ", ".join(
+        f"{s} {per_flow[s]:,.1f} ms ({busy.get(s, 0):.2f} cores busy, idle {idle.get(s, 0):.2f})"
+        for s in services
+    )
+    busiest = max(services, key=lambda s: per_flow[s])
+    total = sum(busy.get(s, 0) for s in (*services, "driver"))
+    return (
+        f"CPU per flow, each service in a Python process of its own (at most one core each): "
+        f"{each}; the busiest, {busiest}, carries at most ~{1000 / (per_flow[busiest] or 1):,.0f}"
+        f" flows/s on its core; the driver {per_flow.get('driver', 0):,.1f} ms "
+        f"({busy.get('driver', 0):.2f} cores); the Python processes together {total:.2f} of "
+        f"{cores} cores"
+    )
 
 
 def render_markdown(result: dict[str, Any]) -> str:
@@ -252,7 +293,8 @@ def render_markdown(result: dict[str, Any]) -> str:
         lines += [
             "",
             "End-to-end binding flows (ID number + materials, review auto-approved, face check "
-            "by the simulator at once) through identity, binding and review on the local stack:",
+            "by the simulator at once) through identity, binding and review on the local stack"
+            f"{_LAYOUTS.get(flows.get('layout', ''), '')}:",
             "",
             "| Figure | Value | Target | Details |",
             "|---|---:|---:|---|",

@@ -49,6 +49,7 @@ def erase_command(
 def serve_command(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8101,
+    schema: Annotated[str, typer.Option(help="The service's PostgreSQL schema.")] = SCHEMA,
 ) -> None:
     """Run the identity HTTP API (OpenAPI at /openapi.json)."""
-    serve(IdentitySettings(), host, port)
+    serve(IdentitySettings(), host, port, schema)

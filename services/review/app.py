@@ -89,7 +89,7 @@ def build_app(settings: ReviewSettings, *, schema: str = SCHEMA) -> FastAPI:
     return create_app(jwt_secret(settings), partial(running, settings, schema))
 
 
-def serve(settings: ReviewSettings, host: str, port: int) -> None:
+def serve(settings: ReviewSettings, host: str, port: int, schema: str = SCHEMA) -> None:
     configure_logging(settings.log_level, settings.log_json)
     # uvicorn's access log has method, path and status only: never a body.
-    uvicorn.run(build_app(settings), host=host, port=port, log_config=None)
+    uvicorn.run(build_app(settings, schema=schema), host=host, port=port, log_config=None)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from services.review.app import ReviewSettings, serve
+from services.review.app import SCHEMA, ReviewSettings, serve
 
 review_app = typer.Typer(no_args_is_help=True, help="The review service.")
 
@@ -15,6 +15,7 @@ review_app = typer.Typer(no_args_is_help=True, help="The review service.")
 def serve_command(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8103,
+    schema: Annotated[str, typer.Option(help="The service's PostgreSQL schema.")] = SCHEMA,
 ) -> None:
     """Serve the API, consume binding's and identity's topics, relay the review log."""
-    serve(ReviewSettings(), host, port)
+    serve(ReviewSettings(), host, port, schema)
