@@ -30,17 +30,20 @@ with the rate under `value`, its `definition` and details, shown in a table of t
   (the lockout after 5 attempts, not the KDF, protects a space of 10^6).
 
 Three end-to-end figures (`flows`) have absolute targets: complete bindings by ID number +
-materials through identity, binding and review (served in this process over loopback HTTP,
-talking only through Kafka; review auto-approves by policy, the face simulator answers at
-once), 1,000 flows with 50 in flight after untimed setup (registrations, uploads, warm-up):
+materials through identity, binding and review (each in its own process, as deployed, served
+over loopback HTTP and talking only through Kafka; a full run also measures them in one
+process, under `binding_flows.in_one_process`; review auto-approves by policy, the face
+simulator answers at once), 1,000 flows with 50 in flight after untimed setup
+(registrations, uploads, warm-up):
 
 * `binding_flows_per_s` (target >= 200): flows / seconds from the first POST /bindings to
   the last `MemberBound` received from Kafka.
 * `binding_flow_p50_ms`, `binding_flow_p99_ms` (target <= 1000): from a flow's POST to its
-  `MemberBound` arriving at a Kafka consumer in the same process.
+  `MemberBound` arriving at a Kafka consumer in the bench's (driver's) process.
 
 Beside them, `binding_flows` says where the time goes: each hop between services as seen on
-Kafka, HTTP time per call, CPU of this process, PostgreSQL and Kafka, events and consumed
+Kafka, HTTP time per call, CPU of each service's process, the driver, PostgreSQL and Kafka,
+events and consumed
 messages per flow, and the cluster's oldest open transaction (the relays' read horizon). A
 figure counts only if every flow was bound (`valid`).
 
