@@ -323,15 +323,23 @@ class BindingHandlers:
         self, holder: str, member: str, kind: BindingKind, confirmation: str, ctx: CommandContext
     ) -> BindRequest:
         """Unbind, confirmed by identity's proof that the holder re-entered the payment
-        password or passed an unbinding face check minutes ago."""
+        password or passed an unbinding face check minutes ago. A proof serves one unbinding
+        (repeating that same unbinding with it is a retry, and answers the same)."""
         try:
             proof = decode_confirmation(confirmation, secret=self.deps.token_secret, now=ctx.now)
         except TokenError as exc:
             raise RevocationNotConfirmedError(field="confirmation") from exc
         if proof.subject != holder:
             raise RevocationNotConfirmedError(field="confirmation")
+        tables = self.deps.tables
+        if not await tables.use_confirmation(proof.token_id, holder, member, kind.value):
+            raise RevocationNotConfirmedError(field="confirmation")  # spent on another
         command = RevokeBinding(member, kind, Confirmation(proof.method.value), confirmed=True)
-        result = await self.holders.handle(holder_stream(holder), command, ctx)
+        try:
+            result = await self.holders.handle(holder_stream(holder), command, ctx)
+        except Exception:
+            await tables.release_confirmation(proof.token_id)
+            raise
         # The latest: a member bound again after an unbinding has an older revoked request.
         revoked = next(
             r

@@ -129,6 +129,31 @@ class BindingTables:
         )
         return [(r["request_id"], r["holder"]) for r in rows]
 
+    # ---------------------------------------------------------------------------- confirmations
+
+    async def use_confirmation(self, token_id: str, holder: str, member: str, kind: str) -> bool:
+        """Record the proof as spent on this unbinding; False if it was spent on another."""
+        await self.pool.execute(
+            f"INSERT INTO {self.schema}.used_confirmations (token_id, holder, member, kind)"
+            " VALUES ($1, $2, $3, $4) ON CONFLICT (token_id) DO NOTHING",
+            token_id,
+            holder,
+            member,
+            kind,
+        )
+        spent = await self.pool.fetchrow(
+            f"SELECT holder, member, kind FROM {self.schema}.used_confirmations"
+            " WHERE token_id = $1",
+            token_id,
+        )
+        return spent is not None and tuple(spent) == (holder, member, kind)
+
+    async def release_confirmation(self, token_id: str) -> None:
+        """The unbinding it was spent on was refused: the proof may serve again."""
+        await self.pool.execute(
+            f"DELETE FROM {self.schema}.used_confirmations WHERE token_id = $1", token_id
+        )
+
     # ---------------------------------------------------------------------------- face checks
 
     async def face_check_opened(self, conn: Executor, check_id: str, request_id: str) -> None:
@@ -161,6 +186,7 @@ class InMemoryBindingTables(BindingTables):
         self.persons: dict[str, _StoredPerson] = {}
         self.requests: dict[str, tuple[RequestRow, bool]] = {}  # the row, and whether settled
         self.checks: dict[str, str] = {}
+        self.confirmations: dict[str, tuple[str, str, str]] = {}
 
     async def person_by_lookup(self, id_lookup: str) -> KnownPerson | None:
         return next(
@@ -227,3 +253,10 @@ class InMemoryBindingTables(BindingTables):
 
     async def request_of_check(self, conn: object, check_id: str) -> str | None:
         return self.checks.get(check_id)
+
+    async def use_confirmation(self, token_id: str, holder: str, member: str, kind: str) -> bool:
+        spent = self.confirmations.setdefault(token_id, (holder, member, kind))
+        return spent == (holder, member, kind)
+
+    async def release_confirmation(self, token_id: str) -> None:
+        self.confirmations.pop(token_id, None)

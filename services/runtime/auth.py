@@ -4,10 +4,11 @@
 # time, and those inside `require` name its local functions.
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
+from uuid import uuid4
 
 import jwt
 from fastapi import Depends, FastAPI, Request
@@ -153,6 +154,8 @@ class ConfirmationMethod(StrEnum):
 class Confirmation:
     subject: str
     method: ConfirmationMethod
+    # The proof's own id (`jti`): a service that accepts it records it, so it serves once.
+    token_id: str = field(default="", compare=False)
 
 
 def issue_confirmation(
@@ -168,6 +171,7 @@ def issue_confirmation(
         "aud": CONFIRMATION_AUDIENCE,
         "sub": subject,
         "method": method.value,
+        "jti": uuid4().hex,
         "iat": now,
         "exp": now + ttl,
     }
@@ -183,9 +187,10 @@ def decode_confirmation(token: str, *, secret: str, now: datetime) -> Confirmati
             algorithms=[_ALGORITHM],
             audience=CONFIRMATION_AUDIENCE,
             issuer=ISSUER,
-            options={"require": ["exp", "iat", "iss", "aud", "sub"], "verify_exp": False},
+            options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"], "verify_exp": False},
         )
-        confirmation = Confirmation(claims["sub"], ConfirmationMethod(str(claims.get("method"))))
+        method = ConfirmationMethod(str(claims.get("method")))
+        confirmation = Confirmation(claims["sub"], method, str(claims["jti"]))
     except (jwt.PyJWTError, ValueError) as exc:
         raise InvalidTokenError(f"the confirmation is not valid: {exc}") from exc
     if datetime.fromtimestamp(int(claims["exp"]), UTC) + _LEEWAY <= now:

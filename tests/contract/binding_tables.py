@@ -174,3 +174,13 @@ class BindingTablesContract:
         await tables.face_check_opened(conn, "c-1", "r-1")
         await tables.face_check_opened(conn, "c-1", "r-2")
         assert await tables.request_of_check(conn, "c-1") == "r-1"
+
+    async def test_a_confirmation_serves_one_unbinding_and_its_retries(
+        self, tables: BindingTables, conn: Executor
+    ) -> None:
+        assert await tables.use_confirmation("jti-1", "p-h", "p-1", "proxy")
+        assert await tables.use_confirmation("jti-1", "p-h", "p-1", "proxy")  # a retry
+        assert not await tables.use_confirmation("jti-1", "p-h", "p-2", "proxy")
+        assert not await tables.use_confirmation("jti-1", "p-h", "p-1", "family_account")
+        await tables.release_confirmation("jti-1")
+        assert await tables.use_confirmation("jti-1", "p-h", "p-2", "proxy")

@@ -19,6 +19,7 @@ from services.binding.errors import (
     MaterialsNotNeededError,
     MaterialTypeError,
     MethodNotAllowedError,
+    NotBoundError,
     PersonalAccountRequiredError,
     PersonNotFoundError,
     RequestNotFoundError,
@@ -528,3 +529,26 @@ async def test_revoking_without_the_holders_valid_confirmation_is_refused(
         await world.handlers.revoke(HOLDER, FATHER, BindingKind.PROXY, proof, ctx())
     assert refused.value.input_field == "confirmation"
     assert (await world.handlers.request_status(HOLDER, request_id)).status is Status.BOUND
+
+
+async def test_one_proof_unbinds_one_member_and_a_retry_answers_the_same(world: World) -> None:
+    await world.person(SON, SON_ID)
+    await world.bound_by_proxy()
+    son = await world.ask(by_proxy(SON_ID))
+    await world.handlers.record_face_outcome(son.request_id, True, "", ctx())
+    proof = issue_confirmation(HOLDER, ConfirmationMethod.FACE, secret=TOKEN_SECRET, now=NOW)
+    first = await world.handlers.revoke(HOLDER, FATHER, BindingKind.PROXY, proof, ctx())
+    again = await world.handlers.revoke(HOLDER, FATHER, BindingKind.PROXY, proof, ctx())
+    assert again == first
+    with pytest.raises(RevocationNotConfirmedError):
+        await world.handlers.revoke(HOLDER, SON, BindingKind.PROXY, proof, ctx())
+    assert (await world.handlers.request_status(HOLDER, son.request_id)).status is Status.BOUND
+
+
+async def test_a_proof_spent_on_a_refused_unbinding_may_serve_again(world: World) -> None:
+    await world.bound_by_proxy()
+    proof = issue_confirmation(HOLDER, ConfirmationMethod.FACE, secret=TOKEN_SECRET, now=NOW)
+    with pytest.raises(NotBoundError):
+        await world.handlers.revoke(HOLDER, SON, BindingKind.PROXY, proof, ctx())
+    revoked = await world.handlers.revoke(HOLDER, FATHER, BindingKind.PROXY, proof, ctx())
+    assert revoked.status is Status.REVOKED
