@@ -3,7 +3,7 @@ the port, the PostgreSQL adapter and an in-memory fake for unit tests."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 from uuid import UUID
@@ -12,12 +12,9 @@ import asyncpg
 
 from services.identity.errors import PersonAlreadyRegisteredError
 from services.runtime.events import (
-    START,
     AppendResult,
     EventStore,
     NewEvent,
-    Position,
-    RecordedEvent,
 )
 from services.runtime.memory import InMemoryEventStore
 from services.runtime.pgstore import PostgresEventStore
@@ -168,6 +165,9 @@ class InMemoryIdentityTables:
 class _MemoryClaimingStore:
     def __init__(self, tables: InMemoryIdentityTables, lookup_hash: str, pseudonym: str) -> None:
         self.tables, self.lookup_hash, self.pseudonym = tables, lookup_hash, pseudonym
+        # Reads are the shared store's own; only the append claims.
+        self.read_stream = tables.store.read_stream
+        self.read_all = tables.store.read_all
 
     async def append(
         self,
@@ -185,20 +185,3 @@ class _MemoryClaimingStore:
         except BaseException:
             del claims[self.lookup_hash]  # the claim commits only with the events
             raise
-
-    async def read_stream(self, stream_id: str, from_version: int = 1) -> list[RecordedEvent]:
-        return await self.tables.store.read_stream(stream_id, from_version)
-
-    async def read_all(
-        self,
-        after: Position = START,
-        *,
-        until: Position | None = None,
-        until_time: datetime | None = None,
-        batch_size: int = 500,
-    ) -> AsyncIterator[RecordedEvent]:
-        events = self.tables.store.read_all(
-            after, until=until, until_time=until_time, batch_size=batch_size
-        )
-        async for event in events:
-            yield event
