@@ -17,10 +17,17 @@ from contracts.envelope import topic
 TOPIC = topic("identity")
 
 FacePurpose = Literal[
-    "activation", "login", "member_binding", "newborn_mother", "unbinding", "proxy_binding"
+    "activation",
+    "login",
+    "member_binding",
+    "newborn_mother",
+    "unbinding",
+    "proxy_binding",
+    "password_reset",
 ]
 FaceFailureReason = Literal["no_match", "not_live", "poor_quality", "cancelled", "provider_error"]
 Channel = Literal["national_app", "wechat", "alipay", "bank_app"]
+PasswordProof = Literal["old_password", "face_check"]
 # `v1.<nonce>.<ciphertext>`, base64url: a plaintext value cannot pass for one.
 SealedToken = Annotated[str, Field(pattern=r"^v1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")]
 
@@ -111,6 +118,17 @@ class PaymentPasswordSet(_Contract):
     channel: Channel
 
 
+class PaymentPasswordChanged(_Contract):
+    """A set password replaced: `proven_by` the old password, or a fresh face check of the
+    person (`face_check_id`), which also lifts a lock. Never the password or its hash."""
+
+    credential_id: str
+    kdf_scheme: str
+    channel: Channel = Field(description="What the client named; recorded, decides nothing.")
+    proven_by: PasswordProof
+    face_check_id: str | None
+
+
 class PaymentPasswordVerified(_Contract):
     pass
 
@@ -139,6 +157,7 @@ PERSON_EVENTS: tuple[type[_Contract], ...] = (
     CurrentInsuredPlaceSwitched,
     VoucherActivated,
     PaymentPasswordSet,
+    PaymentPasswordChanged,
     PaymentPasswordVerified,
     PaymentPasswordRejected,
     PaymentPasswordLocked,

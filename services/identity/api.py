@@ -15,6 +15,11 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from services.identity.errors import (
+    FaceCheckProofError,
+    FaceCheckUsedError,
+    OldPasswordRequiredError,
+    OldPasswordWrongError,
+    PasswordChangedMeanwhileError,
     PasswordLockedError,
     PersonAlreadyRegisteredError,
     PersonNotRegisteredError,
@@ -151,12 +156,26 @@ def _routes(app: FastAPI) -> None:
         ctx = request_context(api.clock, caller, corr)
         await api.handlers.activate_voucher(caller.subject, body.channel, body.face_check_id, ctx)
 
-    @app.put("/persons/me/payment-password", status_code=204, tags=["payment password"])
+    @app.put(
+        "/persons/me/payment-password",
+        status_code=204,
+        tags=["payment password"],
+        description="Set the first payment password with the access token alone; change a set"
+        " one with `old_password`, or reset it with `face_check_id` (a fresh verified"
+        " `password_reset` check of the person's own, which also lifts a lock).",
+    )
     async def set_payment_password(
         body: SetPasswordBody, api: Api, caller: Insured, corr: Correlation = None
     ) -> None:
         ctx = request_context(api.clock, caller, corr)
-        await api.handlers.set_payment_password(caller.subject, body.password, body.channel, ctx)
+        await api.handlers.set_payment_password(
+            caller.subject,
+            body.password,
+            body.channel,
+            ctx,
+            old_password=body.old_password,
+            face_check_id=body.face_check_id,
+        )
 
     @app.post("/persons/me/payment-password/verification", tags=["payment password"])
     async def verify_payment_password(
@@ -248,6 +267,11 @@ _STATUS: dict[type[DomainError], int] = {
     FaceCheckNotRequestedError: 404,
     PersonAlreadyRegisteredError: 409,
     FaceCheckConflictError: 409,
+    PasswordChangedMeanwhileError: 409,
+    FaceCheckUsedError: 409,  # before its base: a used check is a conflict, not a lack of proof
+    FaceCheckProofError: 403,
+    OldPasswordRequiredError: 403,
+    OldPasswordWrongError: 403,
     PasswordLockedError: 423,
 }
 

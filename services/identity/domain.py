@@ -9,25 +9,33 @@ from datetime import date, datetime, timedelta
 from typing import assert_never
 
 from services.identity.errors import (
+    FaceCheckNotPassedError,
+    FaceCheckPurposeError,
     FaceCheckRequiredError,
+    FaceCheckStaleError,
+    FaceCheckUsedError,
+    IdentityError,
     InvalidInsuredPlaceError,
     InvalidNameError,
+    OldPasswordRequiredError,
+    PasswordChangedMeanwhileError,
     PasswordLockedError,
     PaymentPasswordNotSetError,
     PersonAlreadyRegisteredError,
     PersonErasedError,
     PersonNotRegisteredError,
-    ResetChannelError,
     UnknownInsuredPlaceError,
     VoucherNotActivatedError,
 )
-from services.identity.face_check import FaceCheck, FacePurpose
+from services.identity.face_check import FaceCheck, FaceCheckNotRequestedError, FacePurpose
 from services.identity.id_number import is_known_region, parse_id_number
 from services.identity.password import DEFAULT_LOCKOUT, LockoutPolicy
 from services.identity.person_events import (
     Channel,
     CurrentInsuredPlaceSwitched,
     InsuredPlaceAdded,
+    PasswordProof,
+    PaymentPasswordChanged,
     PaymentPasswordLocked,
     PaymentPasswordRejected,
     PaymentPasswordSet,
@@ -41,8 +49,12 @@ from services.identity.person_events import (
 from services.runtime.decider import Decider
 
 NAME_MAX_LENGTH = 64
-# A face check proves presence only briefly: activation must follow it within this time.
-FACE_CHECK_FRESH_FOR = timedelta(minutes=10)
+# A face check proves presence only briefly: the step it allows must follow it within this
+# time. A password reset gets the life of an unbinding proof (services.runtime.auth).
+FACE_CHECK_FRESH_FOR: dict[FacePurpose, timedelta] = {
+    FacePurpose.ACTIVATION: timedelta(minutes=10),
+    FacePurpose.PASSWORD_RESET: timedelta(minutes=5),
+}
 
 
 @dataclass(frozen=True)
@@ -80,12 +92,25 @@ class ActivateVoucher:
 
 
 @dataclass(frozen=True)
+class OldPasswordChecked:
+    """The handler compared the old password with the hash of credential `against`."""
+
+    against: str
+    matched: bool
+
+
+@dataclass(frozen=True)
 class SetPaymentPassword:
-    """The handler has checked the rules, hashed and stored the hash under `credential_id`."""
+    """The handler has checked the rules, hashed and stored the hash under `credential_id`
+    (unless the old password did not match). `proof` is what the person showed beyond the
+    access token: nothing (enough for the first password only), the old password, or the
+    state of a face check they passed. `channel` is the client's word: recorded only."""
 
     credential_id: str
     kdf_scheme: str
     channel: Channel
+    proof: OldPasswordChecked | FaceCheck | None
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -118,7 +143,7 @@ class Person:
     personal: PersonalData | None
     places: tuple[str, ...]
     current_place: str
-    channels: tuple[Channel, ...] = ()  # in activation order; the first is where resets go
+    channels: tuple[Channel, ...] = ()  # in activation order, as the clients named them
     used_face_checks: frozenset[str] = frozenset()
     credential_id: str | None = None
     failed_attempts: int = 0
@@ -153,7 +178,7 @@ def make_person_decider(
             case ActivateVoucher():
                 return _activate(command, state)
             case SetPaymentPassword():
-                return _set_password(command, state)
+                return _set_password(command, state, policy)
             case RecordPasswordAttempt():
                 return _attempt(command, state, policy)
             case ErasePerson():
@@ -197,34 +222,83 @@ def _activate(command: ActivateVoucher, state: Person) -> Sequence[PersonEvent]:
     if command.channel in state.channels:
         return []
     check = command.face_check
-    if not (
-        check.verified
-        and check.purpose is FacePurpose.ACTIVATION
-        and check.subject == state.pseudonym
-        and check.check_id not in state.used_face_checks
-        and check.decided_at is not None
-        and command.at - check.decided_at <= FACE_CHECK_FRESH_FOR
-    ):
-        raise FaceCheckRequiredError
+    if _face_check_refusal(check, FacePurpose.ACTIVATION, state, command.at) is not None:
+        raise FaceCheckRequiredError  # activation has always answered with one code
     return [VoucherActivated(channel=command.channel, face_check_id=check.check_id)]
 
 
-def _set_password(command: SetPaymentPassword, state: Person) -> Sequence[PersonEvent]:
+def _face_check_refusal(
+    check: FaceCheck, purpose: FacePurpose, state: Person, at: datetime
+) -> IdentityError | None:
+    """Why `check` does not prove `state`'s person for `purpose` at `at`; None if it does:
+    their own check, for this purpose, passed within its freshness, used for nothing yet."""
+    if check.subject != state.pseudonym:
+        return FaceCheckNotRequestedError()  # someone else's check reads as unknown
+    if check.purpose is not purpose:
+        return FaceCheckPurposeError()
+    if not check.verified or check.decided_at is None:
+        return FaceCheckNotPassedError()
+    if at - check.decided_at > FACE_CHECK_FRESH_FOR[purpose]:
+        return FaceCheckStaleError()
+    if check.check_id in state.used_face_checks:
+        return FaceCheckUsedError()
+    return None
+
+
+def _set_password(
+    command: SetPaymentPassword, state: Person, policy: LockoutPolicy
+) -> Sequence[PersonEvent]:
+    """The first password needs the access token only (as at activation in the national app);
+    a set one is changed with the old one (a wrong one counts towards the lockout, and none
+    passes while locked) or reset with a fresh face check, which also lifts the lock."""
     if state.personal is None:
         raise PersonErasedError
-    if command.channel not in state.channels:
+    if not state.channels:
         raise VoucherNotActivatedError
-    if state.credential_id is not None and command.channel != state.channels[0]:
-        raise ResetChannelError
     if command.credential_id == state.credential_id:
-        return []
-    return [
-        PaymentPasswordSet(
-            credential_id=command.credential_id,
-            kdf_scheme=command.kdf_scheme,
-            channel=command.channel,
-        )
-    ]
+        return []  # this very command was recorded already
+    proof = command.proof
+    if proof is None:
+        if state.credential_id is None:
+            return [
+                PaymentPasswordSet(
+                    credential_id=command.credential_id,
+                    kdf_scheme=command.kdf_scheme,
+                    channel=command.channel,
+                )
+            ]
+        _refuse_while_locked(state, command.at)
+        raise OldPasswordRequiredError
+    if state.credential_id is None:
+        raise PaymentPasswordNotSetError
+    if isinstance(proof, OldPasswordChecked):
+        _refuse_while_locked(state, command.at)
+        if proof.against != state.credential_id:
+            raise PasswordChangedMeanwhileError
+        if not proof.matched:
+            return _rejected(state, command.at, policy)
+        return [_changed(command, PasswordProof.OLD_PASSWORD)]
+    refusal = _face_check_refusal(proof, FacePurpose.PASSWORD_RESET, state, command.at)
+    if refusal is not None:
+        raise refusal
+    return [_changed(command, PasswordProof.FACE_CHECK, proof.check_id)]
+
+
+def _changed(
+    command: SetPaymentPassword, proven_by: PasswordProof, face_check_id: str | None = None
+) -> PaymentPasswordChanged:
+    return PaymentPasswordChanged(
+        credential_id=command.credential_id,
+        kdf_scheme=command.kdf_scheme,
+        channel=command.channel,
+        proven_by=proven_by,
+        face_check_id=face_check_id,
+    )
+
+
+def _refuse_while_locked(state: Person, at: datetime) -> None:
+    if state.locked_until is not None and state.password_locked(at):
+        raise PasswordLockedError(state.locked_until)
 
 
 def _attempt(
@@ -232,16 +306,20 @@ def _attempt(
 ) -> Sequence[PersonEvent]:
     if state.credential_id is None:
         raise PaymentPasswordNotSetError
-    if state.locked_until is not None and state.password_locked(command.at):
-        raise PasswordLockedError(state.locked_until)
+    _refuse_while_locked(state, command.at)
     if command.matched:
         return [PaymentPasswordVerified()]
+    return _rejected(state, command.at, policy)
+
+
+def _rejected(state: Person, at: datetime, policy: LockoutPolicy) -> Sequence[PersonEvent]:
+    """A wrong password, whether given to verify or to change it: counted, the last one locks."""
     # A lapsed lock starts a fresh count.
     failures = 1 if state.locked_until is not None else state.failed_attempts + 1
     rejected = PaymentPasswordRejected(failed_attempts=failures)
     if failures < policy.max_failures:
         return [rejected]
-    return [rejected, PaymentPasswordLocked(locked_until=command.at + policy.lock_for)]
+    return [rejected, PaymentPasswordLocked(locked_until=at + policy.lock_for)]
 
 
 def evolve(state: Person | None, event: PersonEvent) -> Person | None:  # noqa: PLR0911
@@ -262,8 +340,19 @@ def evolve(state: Person | None, event: PersonEvent) -> Person | None:  # noqa: 
             used = state.used_face_checks | {check_id}
             return replace(state, channels=(*state.channels, channel), used_face_checks=used)
         case PaymentPasswordSet(credential_id=credential_id):
-            # A new password (set or reset through a face-checked channel) lifts the lock.
+            # Now only a first password; earlier ones were also resets and lifted the lock.
             return replace(state, credential_id=credential_id, failed_attempts=0, locked_until=None)
+        case PaymentPasswordChanged(credential_id=credential_id, face_check_id=check_id):
+            # The old password or a face check proved the person: the count starts again and a
+            # lock (only a face check passes one) is lifted, as banks do after a reset.
+            used = state.used_face_checks | ({check_id} if check_id else set())
+            return replace(
+                state,
+                credential_id=credential_id,
+                failed_attempts=0,
+                locked_until=None,
+                used_face_checks=used,
+            )
         case PaymentPasswordVerified():
             return replace(state, failed_attempts=0, locked_until=None)
         case PaymentPasswordRejected(failed_attempts=failures):

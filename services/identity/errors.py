@@ -66,14 +66,8 @@ class FaceCheckRequiredError(IdentityError):
 
 class VoucherNotActivatedError(IdentityError):
     code: ClassVar[str] = "voucher.not_activated"
-    message_zh: ClassVar[str] = "请先通过此渠道激活医保电子凭证"
-    message_en: ClassVar[str] = "Activate the e-voucher through this channel first"
-
-
-class ResetChannelError(IdentityError):
-    code: ClassVar[str] = "password.reset_channel"
-    message_zh: ClassVar[str] = "请通过首次激活医保电子凭证的渠道重置支付密码"
-    message_en: ClassVar[str] = "Reset the payment password through the channel of first activation"
+    message_zh: ClassVar[str] = "请先激活医保电子凭证"
+    message_en: ClassVar[str] = "Activate the e-voucher first"
 
 
 class PaymentPasswordNotSetError(IdentityError):
@@ -91,3 +85,59 @@ class PasswordLockedError(IdentityError):
         self.locked_until = locked_until
         stamp = locked_until.isoformat()
         super().__init__(f"（至 {stamp}）", f" (until {stamp})")
+
+
+class OldPasswordRequiredError(IdentityError):
+    code: ClassVar[str] = "password.old_required"
+    message_zh: ClassVar[str] = "修改支付密码需要原密码；忘记密码请先通过人脸识别"
+    message_en: ClassVar[str] = (
+        "Changing the payment password needs the old one; if forgotten, pass a face check first"
+    )
+    field: ClassVar[str | None] = "old_password"
+
+
+class OldPasswordWrongError(IdentityError):
+    code: ClassVar[str] = "password.old_wrong"
+    message_zh: ClassVar[str] = "原支付密码错误"
+    message_en: ClassVar[str] = "The old payment password is wrong"
+    field: ClassVar[str | None] = "old_password"
+
+
+class PasswordChangedMeanwhileError(IdentityError):
+    code: ClassVar[str] = "password.changed_meanwhile"
+    message_zh: ClassVar[str] = "支付密码刚被修改，请重新输入原密码"
+    message_en: ClassVar[str] = "The payment password has just changed; give the old one again"
+    field: ClassVar[str | None] = "old_password"
+
+
+# Why a face check does not prove the person for a step-up such as a password reset. They are
+# the person decider's refusals: the face check itself is in order, it just proves too little.
+class FaceCheckProofError(IdentityError):
+    code: ClassVar[str] = "face_check.not_proof"
+    message_zh: ClassVar[str] = "该人脸识别不能用于此操作"
+    message_en: ClassVar[str] = "This face check does not prove this step"
+    field: ClassVar[str | None] = "face_check_id"
+
+
+class FaceCheckPurposeError(FaceCheckProofError):
+    code: ClassVar[str] = "face_check.purpose"
+    message_zh: ClassVar[str] = "该人脸识别是为其他用途发起的"
+    message_en: ClassVar[str] = "This face check was asked for another purpose"
+
+
+class FaceCheckNotPassedError(FaceCheckProofError):
+    code: ClassVar[str] = "face_check.not_passed"
+    message_zh: ClassVar[str] = "该人脸识别未通过或尚无结果"
+    message_en: ClassVar[str] = "This face check has not passed"
+
+
+class FaceCheckStaleError(FaceCheckProofError):
+    code: ClassVar[str] = "face_check.stale"
+    message_zh: ClassVar[str] = "该人脸识别已超过有效时间，请重新识别"
+    message_en: ClassVar[str] = "This face check is no longer recent; pass a new one"
+
+
+class FaceCheckUsedError(FaceCheckProofError):
+    code: ClassVar[str] = "face_check.used"
+    message_zh: ClassVar[str] = "该人脸识别已使用过，请重新识别"
+    message_en: ClassVar[str] = "This face check has already been used; pass a new one"

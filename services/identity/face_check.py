@@ -22,6 +22,7 @@ class FacePurpose(StrEnum):
     MEMBER_BINDING = "member_binding"  # the member aged 16+ shows their own face
     NEWBORN_MOTHER = "newborn_mother"  # the newborn's mother shows hers
     UNBINDING = "unbinding"  # the holder, instead of the payment password
+    PASSWORD_RESET = "password_reset"  # noqa: S105 - the person forgot their payment password
     PROXY_BINDING = "proxy_binding"  # the proxy member with an ID card
 
 
@@ -55,6 +56,7 @@ MAX_WAIT: dict[FacePurpose, timedelta] = {
     FacePurpose.ACTIVATION: timedelta(minutes=10),
     FacePurpose.LOGIN: timedelta(minutes=10),
     FacePurpose.UNBINDING: timedelta(minutes=10),
+    FacePurpose.PASSWORD_RESET: timedelta(minutes=10),
     FacePurpose.MEMBER_BINDING: timedelta(hours=24),
     FacePurpose.NEWBORN_MOTHER: timedelta(hours=24),
     FacePurpose.PROXY_BINDING: timedelta(hours=24),

@@ -14,6 +14,7 @@ from services.identity.domain import (
     ActivateVoucher,
     AddInsuredPlace,
     ErasePerson,
+    OldPasswordChecked,
     Person,
     RecordPasswordAttempt,
     RegisterPerson,
@@ -22,6 +23,7 @@ from services.identity.domain import (
     make_person_decider,
 )
 from services.identity.errors import (
+    OldPasswordWrongError,
     PasswordLockedError,
     PaymentPasswordNotSetError,
     PersonAlreadyRegisteredError,
@@ -47,10 +49,16 @@ from services.identity.password import (
     DEFAULT_LOCKOUT,
     KDF_SCHEME,
     LockoutPolicy,
+    check_payment_password,
     hash_payment_password,
     verify_payment_password,
 )
-from services.identity.person_events import PERSON_EVENTS, Channel
+from services.identity.person_events import (
+    PERSON_EVENTS,
+    Channel,
+    PaymentPasswordChanged,
+    PaymentPasswordSet,
+)
 from services.identity.sealing import SealingEventStore
 from services.identity.tables import IdentityTables
 from services.runtime.codec import PydanticCodec
@@ -61,6 +69,7 @@ from services.runtime.pii import KeyVault, lookup_hash, new_pseudonym
 PERSON_CODEC = PydanticCodec(PERSON_EVENTS)
 FACE_CHECK_CODEC = PydanticCodec(FACE_CHECK_EVENTS)
 PROVIDER_ACTOR = "face-provider"
+NEW_CREDENTIAL = (PaymentPasswordSet, PaymentPasswordChanged)  # the events that name a new hash
 
 
 def person_stream(pseudonym: str) -> str:
@@ -104,6 +113,13 @@ class IdentityHandlers:
     async def face_check(self, check_id: str) -> FaceCheck | None:
         recorded = await self.deps.store.read_stream(face_stream(check_id))
         return face_check_decider.fold([FACE_CHECK_CODEC.decode(r) for r in recorded])
+
+    async def _face_check(self, check_id: str) -> FaceCheck:
+        """A check another command cites as evidence; the decider judges what it proves."""
+        check = await self.face_check(check_id)
+        if check is None:
+            raise FaceCheckNotRequestedError
+        return check
 
     async def _registered(self, pseudonym: str) -> Person:
         person = await self.person(pseudonym)
@@ -160,44 +176,72 @@ class IdentityHandlers:
     async def activate_voucher(
         self, pseudonym: str, channel: Channel, check_id: str, ctx: CommandContext
     ) -> None:
-        check = await self.face_check(check_id)
-        if check is None:
-            raise FaceCheckNotRequestedError
-        command = ActivateVoucher(channel, check, ctx.now)
+        command = ActivateVoucher(channel, await self._face_check(check_id), ctx.now)
         await self.persons.handle(person_stream(pseudonym), command, ctx)
 
     async def set_payment_password(
-        self, pseudonym: str, password: str, channel: Channel, ctx: CommandContext
+        self,
+        pseudonym: str,
+        password: str,
+        channel: Channel,
+        ctx: CommandContext,
+        *,
+        old_password: str | None = None,
+        face_check_id: str | None = None,
     ) -> None:
-        """Hash (rules checked first), keep the hash under the command's id, then record it."""
+        """The first password, or a new one proven by the old one or by a face check of the
+        person (the decider says which suffices). The hash is kept under the command's id
+        before the event names it; a wrong old password is recorded as an attempt, then refused.
+        """
         person = await self._registered(pseudonym)
         if person.personal is None:
             raise PersonErasedError
-        personal, hasher = person.personal, self.deps.hasher
-        password_hash = await asyncio.to_thread(
-            hash_payment_password, hasher, password, personal.birth_date, personal.id_number
-        )
-        credential_id = str(ctx.command_id)  # a retried command keeps its first hash
-        await self.deps.tables.save_credential(pseudonym, credential_id, password_hash)
-        command = SetPaymentPassword(credential_id, KDF_SCHEME, channel)
+        personal = person.personal
+        # The new password's rules first: a trivial one costs no attempt of the old one.
+        check_payment_password(password, personal.birth_date, personal.id_number)
+        proof: OldPasswordChecked | FaceCheck | None = None
+        if face_check_id is not None:
+            proof = await self._face_check(face_check_id)
+        elif old_password is not None:
+            proof = await self._compare(person, old_password, ctx.now)
+        credential_id = str(ctx.command_id)
+        command = SetPaymentPassword(credential_id, KDF_SCHEME, channel, proof, ctx.now)
+        # Decided first on what was read, so that a refusal costs no KDF run and leaves no hash
+        # behind; the append decides again on the stream as it is then.
+        if any(isinstance(e, NEW_CREDENTIAL) for e in self.decider.decide(command, person)):
+            password_hash = await asyncio.to_thread(
+                hash_payment_password,
+                self.deps.hasher,
+                password,
+                personal.birth_date,
+                personal.id_number,
+            )
+            await self.deps.tables.save_credential(pseudonym, credential_id, password_hash)
         await self.persons.handle(person_stream(pseudonym), command, ctx)
+        if isinstance(proof, OldPasswordChecked) and not proof.matched:
+            raise OldPasswordWrongError  # recorded as a failed attempt all the same
 
     async def verify_payment_password(
         self, pseudonym: str, password: str, ctx: CommandContext
     ) -> bool:
         """Whether the password matches; every attempt is recorded, the 5th wrong one locks."""
-        person = await self._registered(pseudonym)
+        checked = await self._compare(await self._registered(pseudonym), password, ctx.now)
+        command = RecordPasswordAttempt(checked.matched, ctx.now)
+        await self.persons.handle(person_stream(pseudonym), command, ctx)
+        return checked.matched
+
+    async def _compare(self, person: Person, password: str, at: datetime) -> OldPasswordChecked:
+        """`password` against the person's current hash; refused, before any KDF run, when no
+        password is set or its use is locked."""
         if person.credential_id is None:
             raise PaymentPasswordNotSetError
-        if person.locked_until is not None and person.password_locked(ctx.now):
-            raise PasswordLockedError(person.locked_until)  # no KDF run while locked
-        stored = await self.deps.tables.credential(pseudonym, person.credential_id)
+        if person.locked_until is not None and person.password_locked(at):
+            raise PasswordLockedError(person.locked_until)
+        stored = await self.deps.tables.credential(person.pseudonym, person.credential_id)
         matched = stored is not None and await asyncio.to_thread(
             verify_payment_password, self.deps.hasher, stored, password
         )
-        command = RecordPasswordAttempt(matched, ctx.now)
-        await self.persons.handle(person_stream(pseudonym), command, ctx)
-        return matched
+        return OldPasswordChecked(person.credential_id, matched)
 
     async def erase_person(self, pseudonym: str, ctx: CommandContext) -> None:
         """Crypto-shred: delete the data key first, then record PersonErased (both repeatable)."""

@@ -53,13 +53,31 @@ class VoucherActivated(DomainEvent):
     face_check_id: str
 
 
+class PasswordProof(StrEnum):
+    """What proved the person when a set payment password was replaced."""
+
+    OLD_PASSWORD = "old_password"  # noqa: S105 - changed: the person knew the old one
+    FACE_CHECK = "face_check"  # reset: a fresh face check of the person, forgotten or locked
+
+
 class PaymentPasswordSet(DomainEvent):
-    """The hash is not here: the handler keeps it in a table of its own, keyed by
-    (pseudonym, credential_id), and looks it up through the person's current credential."""
+    """The first password. The hash is not here: the handler keeps it in a table of its own,
+    keyed by (pseudonym, credential_id), and looks it up through the person's current
+    credential. `channel` is what the client named, recorded; it decides nothing."""
 
     credential_id: str
     kdf_scheme: str
     channel: Channel
+
+
+class PaymentPasswordChanged(DomainEvent):
+    """A set password replaced, with what proved the person (no password, no hash)."""
+
+    credential_id: str
+    kdf_scheme: str
+    channel: Channel
+    proven_by: PasswordProof
+    face_check_id: str | None  # the check that proved it, used up; None for the old password
 
 
 class PaymentPasswordVerified(DomainEvent):
@@ -84,6 +102,7 @@ PersonEvent = (
     | CurrentInsuredPlaceSwitched
     | VoucherActivated
     | PaymentPasswordSet
+    | PaymentPasswordChanged
     | PaymentPasswordVerified
     | PaymentPasswordRejected
     | PaymentPasswordLocked
@@ -95,6 +114,7 @@ PERSON_EVENTS: tuple[type[PersonEvent], ...] = (
     CurrentInsuredPlaceSwitched,
     VoucherActivated,
     PaymentPasswordSet,
+    PaymentPasswordChanged,
     PaymentPasswordVerified,
     PaymentPasswordRejected,
     PaymentPasswordLocked,

@@ -4,8 +4,9 @@
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.identity.domain import Person
 from services.identity.face_check import FaceCheck, FaceCheckStatus, FaceFailureReason, FacePurpose
@@ -56,8 +57,28 @@ class ActivateBody(_Body):
 
 
 class SetPasswordBody(_Body):
-    password: str = Field(max_length=64, repr=False)
-    channel: Channel
+    """The first password needs neither proof; a set one needs exactly one of them."""
+
+    password: str = Field(max_length=64, repr=False, description="The new password.")
+    channel: Channel = Field(description="The app the request comes from; recorded only.")
+    old_password: str | None = Field(
+        default=None,
+        max_length=64,
+        repr=False,
+        description="To change a set password; a wrong one counts towards the lockout.",
+    )
+    face_check_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="To reset a forgotten or locked password: the person's own verified"
+        " `password_reset` check, decided within 5 minutes, not used before.",
+    )
+
+    @model_validator(mode="after")
+    def _one_proof(self) -> Self:
+        if self.old_password is not None and self.face_check_id is not None:
+            raise ValueError("give old_password or face_check_id, not both")
+        return self
 
 
 class VerifyPasswordBody(_Body):
@@ -79,6 +100,7 @@ class OwnFacePurpose(StrEnum):
     ACTIVATION = FacePurpose.ACTIVATION.value
     LOGIN = FacePurpose.LOGIN.value
     UNBINDING = FacePurpose.UNBINDING.value
+    PASSWORD_RESET = FacePurpose.PASSWORD_RESET.value
 
 
 class FaceCheckBody(_Body):

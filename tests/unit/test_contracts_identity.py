@@ -58,6 +58,13 @@ SAMPLES: list[DomainEvent] = [
     person_events.PaymentPasswordSet(
         credential_id="k", kdf_scheme="argon2id", channel=Channel.ALIPAY
     ),
+    person_events.PaymentPasswordChanged(
+        credential_id="k2",
+        kdf_scheme="argon2id",
+        channel=Channel.ALIPAY,
+        proven_by=person_events.PasswordProof.FACE_CHECK,
+        face_check_id="c-1",
+    ),
     person_events.PaymentPasswordVerified(),
     person_events.PaymentPasswordRejected(failed_attempts=2),
     person_events.PaymentPasswordLocked(locked_until=NOW),
@@ -85,6 +92,7 @@ def test_the_contract_reads_the_stored_json_of_the_domain_event(event: DomainEve
         (identity.FacePurpose, FacePurpose),
         (identity.FaceFailureReason, FaceFailureReason),
         (identity.Channel, Channel),
+        (identity.PasswordProof, person_events.PasswordProof),
     ],
 )
 def test_contract_literals_list_exactly_the_domain_values(literal: object, enum: type) -> None:

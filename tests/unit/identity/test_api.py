@@ -33,6 +33,7 @@ SECRET = "s" * 32
 CALLBACK_SECRET = b"c" * 32
 NAME, ID_NUMBER, PLACE = "张三丰", "360426199101010071", "360100"
 PERSON = {"name": NAME, "id_number": ID_NUMBER, "insured_place": PLACE}
+FIRST, NEW, THIRD, WRONG = "135790", "284915", "370268", "135791"  # payment passwords, made up
 
 
 def token(role: Role, subject: str = "staff-1") -> dict[str, str]:
@@ -201,46 +202,129 @@ async def test_another_persons_profile_reads_as_not_found(client: httpx.AsyncCli
     assert staff.status_code == 200
 
 
+async def passed_check(
+    client: httpx.AsyncClient, world: World, me: dict[str, str], purpose: str
+) -> str:
+    requested = await client.post("/face-checks", json={"purpose": purpose}, headers=me)
+    assert requested.status_code == 202, requested.text
+    assert requested.json()["status"] == "pending"
+    await world.simulator.settle()
+    check_id: str = requested.json()["check_id"]
+    status = await client.get(f"/face-checks/{check_id}", headers=me)
+    assert status.json()["status"] == "verified"
+    return check_id
+
+
+async def activated(client: httpx.AsyncClient, world: World) -> dict[str, str]:
+    """The bearer headers of a registered person whose e-voucher is activated on WeChat."""
+    me = token(Role.INSURED, await register(client))
+    activate = {
+        "channel": "wechat",
+        "face_check_id": await passed_check(client, world, me, "activation"),
+    }
+    answer = await client.post("/persons/me/voucher-activations", json=activate, headers=me)
+    assert answer.status_code == 204, answer.text
+    return me
+
+
+async def put_password(
+    client: httpx.AsyncClient, me: dict[str, str], password: str, **proof: str
+) -> httpx.Response:
+    body = {"password": password, "channel": "wechat", **proof}
+    return await client.put("/persons/me/payment-password", json=body, headers=me)
+
+
+async def verify(client: httpx.AsyncClient, me: dict[str, str], password: str) -> httpx.Response:
+    return await client.post(
+        "/persons/me/payment-password/verification", json={"password": password}, headers=me
+    )
+
+
 async def test_face_check_activation_and_payment_password_through_the_api(
     client: httpx.AsyncClient, world: World
 ) -> None:
-    pseudonym = await register(client)
-    me = token(Role.INSURED, pseudonym)
-    requested = await client.post("/face-checks", json={"purpose": "activation"}, headers=me)
-    assert requested.status_code == 202
-    assert requested.json()["status"] == "pending"
-    check_id = requested.json()["check_id"]
-    await world.simulator.settle()
-    status = await client.get(f"/face-checks/{check_id}", headers=me)
-    assert status.json()["status"] == "verified"
-    activate = {"channel": "wechat", "face_check_id": check_id}
-    assert (
-        await client.post("/persons/me/voucher-activations", json=activate, headers=me)
-    ).status_code == 204
-    trivial = await client.put(
-        "/persons/me/payment-password", json={"password": "123456", "channel": "wechat"}, headers=me
-    )
+    me = await activated(client, world)
+    trivial = await put_password(client, me, "123456")
     assert (trivial.status_code, trivial.json()["code"]) == (422, "password.sequence")
     assert trivial.json()["field"] == "password"
-    chosen = {"password": "135790", "channel": "wechat"}
-    assert (
-        await client.put("/persons/me/payment-password", json=chosen, headers=me)
-    ).status_code == 204
-    right = await client.post(
-        "/persons/me/payment-password/verification", json={"password": "135790"}, headers=me
-    )
-    wrong = await client.post(
-        "/persons/me/payment-password/verification", json={"password": "135791"}, headers=me
-    )
+    assert (await put_password(client, me, FIRST)).status_code == 204
+    right, wrong = await verify(client, me, FIRST), await verify(client, me, WRONG)
     assert (right.json()["matched"], wrong.json()) == (
         True,
         {"matched": False, "confirmation": None},
     )
+    pseudonym = (await client.get("/persons/me", headers=me)).json()["pseudonym"]
     proof = decode_confirmation(right.json()["confirmation"], secret=SECRET, now=NOW)
     assert proof == Confirmation(pseudonym, ConfirmationMethod.PAYMENT_PASSWORD)
     profile = (await client.get("/persons/me", headers=me)).json()
     assert profile["activated_channels"] == ["wechat"]
     assert profile["payment_password_set"] is True
+
+
+async def test_an_access_token_alone_does_not_replace_a_set_password(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    me = await activated(client, world)
+    assert (await put_password(client, me, FIRST)).status_code == 204
+    for channel in ("wechat", "national_app", "alipay"):  # no channel claim opens the way
+        body = {"password": NEW, "channel": channel}
+        bypass = await client.put("/persons/me/payment-password", json=body, headers=me)
+        assert (bypass.status_code, bypass.json()["code"]) == (403, "password.old_required")
+        assert bypass.json()["field"] == "old_password"
+        assert "原密码" in bypass.json()["message"]["zh"]
+        assert "old one" in bypass.json()["message"]["en"]
+    assert (await verify(client, me, NEW)).json()["matched"] is False
+    assert (await verify(client, me, FIRST)).json()["matched"] is True
+
+
+async def test_a_set_password_changes_with_the_old_one_and_a_wrong_one_counts(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    me = await activated(client, world)
+    await put_password(client, me, FIRST)
+    wrong = await put_password(client, me, NEW, old_password=WRONG)
+    assert (wrong.status_code, wrong.json()["code"]) == (403, "password.old_wrong")
+    assert (await put_password(client, me, NEW, old_password=FIRST)).status_code == 204
+    assert (await verify(client, me, FIRST)).json()["matched"] is False
+    assert (await verify(client, me, NEW)).json()["matched"] is True
+
+
+async def test_a_locked_password_is_reset_only_by_a_fresh_face_check_used_once(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    me = await activated(client, world)
+    await put_password(client, me, FIRST)
+    for _ in range(4):
+        assert (await verify(client, me, WRONG)).json()["matched"] is False
+    fifth = await put_password(client, me, NEW, old_password=WRONG)  # counts like a verification
+    assert fifth.json()["code"] == "password.old_wrong"
+    for refused in (
+        await put_password(client, me, NEW),
+        await put_password(client, me, NEW, old_password=FIRST),
+        await verify(client, me, FIRST),
+    ):
+        assert (refused.status_code, refused.json()["code"]) == (423, "password.locked")
+    activation_check = await passed_check(client, world, me, "activation")
+    wrong_purpose = await put_password(client, me, NEW, face_check_id=activation_check)
+    assert (wrong_purpose.status_code, wrong_purpose.json()["code"]) == (403, "face_check.purpose")
+    check_id = await passed_check(client, world, me, "password_reset")
+    assert (await put_password(client, me, NEW, face_check_id=check_id)).status_code == 204
+    profile = (await client.get("/persons/me", headers=me)).json()
+    assert profile["payment_password_locked_until"] is None
+    assert (await verify(client, me, NEW)).json()["matched"] is True
+    replayed = await put_password(client, me, THIRD, face_check_id=check_id)
+    assert (replayed.status_code, replayed.json()["code"]) == (409, "face_check.used")
+    assert (await verify(client, me, NEW)).json()["matched"] is True
+
+
+async def test_a_change_with_both_proofs_is_refused_as_malformed(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    me = await activated(client, world)
+    await put_password(client, me, FIRST)
+    both = await put_password(client, me, NEW, old_password=FIRST, face_check_id="f")
+    assert (both.status_code, both.json()["code"]) == (422, "request.invalid")
+    assert (await verify(client, me, FIRST)).json()["matched"] is True
 
 
 async def test_insured_places_are_added_and_switched_only_among_ones_own(

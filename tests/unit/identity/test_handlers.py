@@ -1,5 +1,6 @@
 """Identity use cases on the in-memory store, vault and tables: sealing, claims, erasure,
-password lockout, face checks answered by the simulator or expired, signed callbacks."""
+payment password changes, resets and lockout, face checks answered by the simulator or
+expired, signed callbacks."""
 
 from __future__ import annotations
 
@@ -11,11 +12,19 @@ import pytest
 
 from services.identity.domain import Person
 from services.identity.errors import (
+    FaceCheckUsedError,
+    OldPasswordRequiredError,
+    OldPasswordWrongError,
     PasswordLockedError,
     PersonAlreadyRegisteredError,
     PersonErasedError,
 )
-from services.identity.face_check import FaceCheckStatus, FaceFailureReason, FacePurpose
+from services.identity.face_check import (
+    FaceCheckNotRequestedError,
+    FaceCheckStatus,
+    FaceFailureReason,
+    FacePurpose,
+)
 from services.identity.face_provider import (
     FaceSimulator,
     SimulatedOutcome,
@@ -39,6 +48,7 @@ NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 TODAY = date(2026, 11, 25)
 NAME, ID_NUMBER, PLACE = "张三", "360426199101010071", "360100"
 LOOKUP_KEY = b"L" * 32
+FIRST, NEW, WRONG = "284915", "135790", "111112"  # payment passwords, made up
 
 
 def ctx(now: datetime = NOW) -> CommandContext:
@@ -137,6 +147,65 @@ async def test_five_wrong_passwords_lock_until_the_lock_lapses(world: World) -> 
     hashes = list(world.tables.credentials.values())
     assert len(hashes) == 1
     assert hashes[0].startswith("$argon2id$")
+
+
+async def test_a_set_password_changes_only_with_the_old_one(world: World) -> None:
+    person, h = await world.activated(), world.handlers
+    await h.set_payment_password(person, FIRST, Channel.WECHAT, ctx())
+    with pytest.raises(OldPasswordRequiredError):
+        await h.set_payment_password(person, NEW, Channel.WECHAT, ctx())
+    with pytest.raises(OldPasswordWrongError):
+        await h.set_payment_password(person, NEW, Channel.WECHAT, ctx(), old_password=WRONG)
+    assert (await world.person(person)).failed_attempts == 1
+    assert len(world.tables.credentials) == 1  # a refused change leaves no hash behind
+    await h.set_payment_password(person, NEW, Channel.WECHAT, ctx(), old_password=FIRST)
+    assert await h.verify_payment_password(person, NEW, ctx())
+    assert not await h.verify_payment_password(person, FIRST, ctx())
+    stored = await world.store.read_stream(person_stream(person))
+    assert "PaymentPasswordChanged" in [r.type for r in stored]
+    assert not any(p in r.data_json for r in stored for p in (FIRST, NEW, "$argon2"))
+
+
+async def reset_check(world: World, person: str) -> str:
+    check_id = await world.handlers.request_face_check(
+        FacePurpose.PASSWORD_RESET, person, None, NOW + timedelta(minutes=5), ctx()
+    )
+    await world.simulator.settle()
+    return check_id
+
+
+async def test_wrong_old_passwords_lock_and_a_face_checked_reset_lifts_the_lock(
+    world: World,
+) -> None:
+    person, h = await world.activated(), world.handlers
+    await h.set_payment_password(person, FIRST, Channel.WECHAT, ctx())
+    for _ in range(5):
+        with pytest.raises(OldPasswordWrongError):
+            await h.set_payment_password(person, NEW, Channel.WECHAT, ctx(), old_password=WRONG)
+    with pytest.raises(PasswordLockedError):
+        await h.set_payment_password(person, NEW, Channel.WECHAT, ctx(), old_password=FIRST)
+    with pytest.raises(PasswordLockedError):
+        await h.verify_payment_password(person, FIRST, ctx())
+    check_id = await reset_check(world, person)
+    await h.set_payment_password(person, NEW, Channel.WECHAT, ctx(), face_check_id=check_id)
+    assert (await world.person(person)).locked_until is None
+    assert await h.verify_payment_password(person, NEW, ctx())
+    with pytest.raises(FaceCheckUsedError):
+        await h.set_payment_password(
+            person, "370268", Channel.WECHAT, ctx(), face_check_id=check_id
+        )
+    assert await h.verify_payment_password(person, NEW, ctx())
+
+
+async def test_a_reset_by_someone_elses_face_check_reads_as_unknown(world: World) -> None:
+    person, h = await world.activated(), world.handlers
+    await h.set_payment_password(person, FIRST, Channel.WECHAT, ctx())
+    other = await world.register("11010519491231002X")
+    theirs = await reset_check(world, other)
+    for check_id in (theirs, "no-such-check"):
+        with pytest.raises(FaceCheckNotRequestedError):
+            await h.set_payment_password(person, NEW, Channel.WECHAT, ctx(), face_check_id=check_id)
+    assert await h.verify_payment_password(person, FIRST, ctx())
 
 
 async def test_erased_person_cannot_set_a_password(world: World) -> None:

@@ -1,4 +1,5 @@
-"""Insured person stream: registration, insured places, activation, payment password lockout."""
+"""Insured person stream: registration, insured places, activation, the payment password: the
+first one, changes by the old one, resets by a face check, and the lockout."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from services.identity.domain import (
     ActivateVoucher,
     AddInsuredPlace,
+    OldPasswordChecked,
     RecordPasswordAttempt,
     RegisterPerson,
     SetPaymentPassword,
@@ -18,25 +20,37 @@ from services.identity.domain import (
     person_decider,
 )
 from services.identity.errors import (
+    FaceCheckNotPassedError,
+    FaceCheckPurposeError,
     FaceCheckRequiredError,
+    FaceCheckStaleError,
+    FaceCheckUsedError,
     InvalidInsuredPlaceError,
     InvalidNameError,
+    OldPasswordRequiredError,
+    PasswordChangedMeanwhileError,
     PasswordLockedError,
     PaymentPasswordNotSetError,
     PersonAlreadyRegisteredError,
     PersonErasedError,
     PersonNotRegisteredError,
-    ResetChannelError,
     UnknownInsuredPlaceError,
     VoucherNotActivatedError,
 )
-from services.identity.face_check import FaceCheck, FaceCheckStatus, FacePurpose
+from services.identity.face_check import (
+    FaceCheck,
+    FaceCheckNotRequestedError,
+    FaceCheckStatus,
+    FacePurpose,
+)
 from services.identity.id_number import IdNumberCheckDigitError, Sex
 from services.identity.password import KDF_SCHEME, LockoutPolicy
 from services.identity.person_events import (
     Channel,
     CurrentInsuredPlaceSwitched,
     InsuredPlaceAdded,
+    PasswordProof,
+    PaymentPasswordChanged,
     PaymentPasswordLocked,
     PaymentPasswordRejected,
     PaymentPasswordSet,
@@ -206,37 +220,166 @@ def test_activating_an_active_channel_again_records_nothing() -> None:
     spec.given([registered, activated]).when(ActivateVoucher(Channel.WECHAT, face_ok, NOW)).then([])
 
 
-# Payment password
+# Payment password: the first one, and changing or resetting a set one
 
 
-def test_a_password_is_set_through_an_activated_channel_without_its_hash() -> None:
-    spec.given([registered, activated]).when(
-        SetPaymentPassword("c-1", KDF_SCHEME, Channel.WECHAT)
-    ).then([password_set])
+def first(credential_id: str = "c-1", channel: Channel = Channel.WECHAT) -> SetPaymentPassword:
+    return SetPaymentPassword(credential_id, KDF_SCHEME, channel, None, NOW)
+
+
+def replace_with(proof: OldPasswordChecked | FaceCheck, at: datetime = NOW) -> SetPaymentPassword:
+    return SetPaymentPassword("c-2", KDF_SCHEME, Channel.WECHAT, proof, at)
+
+
+def changed(
+    proven_by: PasswordProof = PasswordProof.OLD_PASSWORD, face_check_id: str | None = None
+) -> PaymentPasswordChanged:
+    return PaymentPasswordChanged(
+        credential_id="c-2",
+        kdf_scheme=KDF_SCHEME,
+        channel=Channel.WECHAT,
+        proven_by=proven_by,
+        face_check_id=face_check_id,
+    )
+
+
+right_old = OldPasswordChecked(against="c-1", matched=True)
+wrong_old = OldPasswordChecked(against="c-1", matched=False)
+reset_check = FaceCheck(
+    check_id="fc-9",
+    purpose=FacePurpose.PASSWORD_RESET,
+    subject="p-1",
+    on_behalf_of=None,
+    correlation_id="reset-1",
+    deadline=NOW + timedelta(minutes=5),
+    status=FaceCheckStatus.VERIFIED,
+    decided_at=NOW - timedelta(minutes=1),
+)
+reset = changed(PasswordProof.FACE_CHECK, "fc-9")
+LOCKED_UNTIL = NOW + timedelta(hours=3)
+locked = [*with_password, *rejections(5), PaymentPasswordLocked(locked_until=LOCKED_UNTIL)]
+
+
+def test_the_first_password_needs_only_an_activated_voucher_and_records_no_hash() -> None:
+    spec.given([registered, activated]).when(first()).then([password_set])
     assert "hash" not in PaymentPasswordSet.model_fields
+    assert "hash" not in PaymentPasswordChanged.model_fields
 
 
-def test_a_password_cannot_be_set_before_activation_through_that_channel() -> None:
-    spec.given([registered, activated]).when(
-        SetPaymentPassword("c-1", KDF_SCHEME, Channel.ALIPAY)
-    ).raises(VoucherNotActivatedError)
+def test_no_password_is_set_before_the_voucher_is_activated() -> None:
+    spec.given([registered]).when(first()).raises(VoucherNotActivatedError)
 
 
-def test_a_reset_goes_through_the_channel_of_first_activation() -> None:
+def test_the_channel_a_client_names_is_recorded_and_decides_nothing() -> None:
+    spec.given([registered, activated]).when(first(channel=Channel.ALIPAY)).then(
+        [password_set.model_copy(update={"channel": Channel.ALIPAY})]
+    )
     alipay = VoucherActivated(channel=Channel.ALIPAY, face_check_id="fc-2")
-    spec.given([*with_password, alipay]).when(
-        SetPaymentPassword("c-2", KDF_SCHEME, Channel.ALIPAY)
-    ).raises(ResetChannelError)
-    spec.given([*with_password, alipay]).when(
-        SetPaymentPassword("c-2", KDF_SCHEME, Channel.WECHAT)
-    ).then([PaymentPasswordSet(credential_id="c-2", kdf_scheme=KDF_SCHEME, channel=Channel.WECHAT)])
+    spec.given([*with_password, alipay]).when(first("c-2", Channel.WECHAT)).raises(
+        OldPasswordRequiredError
+    )
+
+
+def test_the_same_command_again_records_nothing() -> None:
+    spec.given(with_password).when(first()).then([])
+
+
+def test_a_set_password_is_not_replaced_with_the_access_token_alone() -> None:
+    spec.given(with_password).when(first("c-2")).raises(OldPasswordRequiredError)
+
+
+def test_a_set_password_changes_with_the_right_old_one_and_the_count_starts_again() -> None:
+    history = [*with_password, *rejections(3)]
+    spec.given(history).when(replace_with(right_old)).then([changed()])
+    spec.given([*history, changed()]).when(wrong()).then(rejections(1))
+
+
+def test_a_wrong_old_password_is_a_failed_attempt_and_changes_nothing() -> None:
+    spec.given([*with_password, *rejections(1)]).when(replace_with(wrong_old)).then(
+        rejections(2)[-1:]
+    )
+
+
+def test_the_5th_wrong_old_password_locks_password_use() -> None:
+    spec.given([*with_password, *rejections(4)]).when(replace_with(wrong_old)).then(
+        [
+            PaymentPasswordRejected(failed_attempts=5),
+            PaymentPasswordLocked(locked_until=LOCKED_UNTIL),
+        ]
+    )
+
+
+@pytest.mark.parametrize("proof", [None, right_old], ids=["token alone", "old password"])
+def test_while_locked_a_password_is_set_only_after_a_face_check(
+    proof: OldPasswordChecked | None,
+) -> None:
+    command = SetPaymentPassword("c-2", KDF_SCHEME, Channel.WECHAT, proof, NOW)
+    error = spec.given(locked).when(command).raises(PasswordLockedError)
+    assert isinstance(error, PasswordLockedError)
+    assert error.locked_until == LOCKED_UNTIL
+
+
+def test_an_old_password_compared_with_a_replaced_one_proves_nothing() -> None:
+    stale = OldPasswordChecked(against="c-0", matched=True)
+    spec.given(with_password).when(replace_with(stale)).raises(PasswordChangedMeanwhileError)
+
+
+def test_a_fresh_passed_reset_check_of_the_person_resets_and_lifts_the_lock() -> None:
+    spec.given(locked).when(replace_with(reset_check)).then([reset])
+    after = person_decider.fold([*locked, reset])
+    assert after is not None
+    assert (after.credential_id, after.locked_until, after.failed_attempts) == ("c-2", None, 0)
+    spec.given([*locked, reset]).when(wrong()).then(rejections(1))
+
+
+@pytest.mark.parametrize(
+    ("check", "error"),
+    [
+        (replace(reset_check, status=FaceCheckStatus.FAILED), FaceCheckNotPassedError),
+        (
+            replace(reset_check, status=FaceCheckStatus.PENDING, decided_at=None),
+            FaceCheckNotPassedError,
+        ),
+        (replace(reset_check, status=FaceCheckStatus.EXPIRED), FaceCheckNotPassedError),
+        (
+            replace(reset_check, decided_at=NOW - timedelta(minutes=5, seconds=1)),
+            FaceCheckStaleError,
+        ),
+        (replace(reset_check, purpose=FacePurpose.UNBINDING), FaceCheckPurposeError),
+        (replace(reset_check, purpose=FacePurpose.ACTIVATION), FaceCheckPurposeError),
+        (replace(reset_check, subject="p-2"), FaceCheckNotRequestedError),
+    ],
+    ids=["failed", "pending", "expired", "stale", "unbinding's", "activation's", "other person's"],
+)
+def test_a_reset_needs_a_fresh_passed_reset_check_of_the_persons_own(
+    check: FaceCheck, error: type[Exception]
+) -> None:
+    spec.given(with_password).when(replace_with(check)).raises(error)
+
+
+def test_a_reset_check_decided_5_minutes_ago_still_proves_the_person() -> None:
+    check = replace(reset_check, decided_at=NOW - timedelta(minutes=5))
+    spec.given(with_password).when(replace_with(check)).then([reset])
+
+
+def test_a_face_check_resets_the_password_once() -> None:
+    again = SetPaymentPassword("c-3", KDF_SCHEME, Channel.WECHAT, reset_check, NOW)
+    spec.given([*with_password, reset]).when(again).raises(FaceCheckUsedError)
+
+
+@pytest.mark.parametrize("proof", [right_old, reset_check], ids=["old password", "face check"])
+def test_nothing_is_changed_or_reset_before_a_first_password(
+    proof: OldPasswordChecked | FaceCheck,
+) -> None:
+    spec.given([registered, activated]).when(replace_with(proof)).raises(PaymentPasswordNotSetError)
 
 
 def test_a_password_cannot_be_set_for_an_erased_person() -> None:
     erased = registered.model_copy(update={"personal": None})
-    spec.given([erased, activated]).when(
-        SetPaymentPassword("c-1", KDF_SCHEME, Channel.WECHAT)
-    ).raises(PersonErasedError)
+    spec.given([erased, activated]).when(first()).raises(PersonErasedError)
+
+
+# Payment password: attempts and the lockout
 
 
 def test_an_attempt_before_any_password_is_set_is_refused() -> None:
@@ -268,32 +411,26 @@ def test_a_success_resets_the_count() -> None:
 
 
 def test_any_attempt_while_locked_is_refused_with_the_end_of_the_lock() -> None:
-    until = NOW + timedelta(hours=3)
-    locked = [*with_password, *rejections(5), PaymentPasswordLocked(locked_until=until)]
     error = (
         spec.given(locked)
-        .when(RecordPasswordAttempt(matched=True, at=until - timedelta(seconds=1)))
+        .when(RecordPasswordAttempt(matched=True, at=LOCKED_UNTIL - timedelta(seconds=1)))
         .raises(PasswordLockedError)
     )
     assert isinstance(error, PasswordLockedError)
-    assert error.locked_until == until
+    assert error.locked_until == LOCKED_UNTIL
     state = person_decider.fold(locked)
     assert state is not None
     assert state.password_locked(NOW)
-    assert not state.password_locked(until)
+    assert not state.password_locked(LOCKED_UNTIL)
 
 
 def test_after_the_lock_lapses_the_count_starts_again() -> None:
-    until = NOW + timedelta(hours=3)
-    locked = [*with_password, *rejections(5), PaymentPasswordLocked(locked_until=until)]
     spec.given(locked).when(wrong(minutes=180)).then([PaymentPasswordRejected(failed_attempts=1)])
 
 
-def test_a_new_password_lifts_the_lock() -> None:
-    until = NOW + timedelta(hours=3)
-    history = [*with_password, *rejections(5), PaymentPasswordLocked(locked_until=until)]
-    reset = PaymentPasswordSet(credential_id="c-2", kdf_scheme=KDF_SCHEME, channel=Channel.WECHAT)
-    spec.given([*history, reset]).when(wrong()).then([PaymentPasswordRejected(failed_attempts=1)])
+def test_a_reset_recorded_as_a_password_set_by_earlier_versions_still_lifts_the_lock() -> None:
+    old_reset = password_set.model_copy(update={"credential_id": "c-2"})
+    spec.given([*locked, old_reset]).when(wrong()).then(rejections(1))
 
 
 def test_the_lockout_policy_is_configurable() -> None:
