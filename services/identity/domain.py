@@ -101,10 +101,10 @@ class OldPasswordChecked:
 
 @dataclass(frozen=True)
 class SetPaymentPassword:
-    """The handler has checked the rules, hashed and stored the hash under `credential_id`
-    (unless the old password did not match). `proof` is what the person showed beyond the
-    access token: nothing (enough for the first password only), the old password, or the
-    state of a face check they passed. `channel` is the client's word: recorded only."""
+    """The handler has checked the rules and, when the decision names `credential_id`, stored
+    the hash under it. `proof` is what the person showed beyond the access token: nothing
+    (enough for the first password only), the old password, or the state of a face check.
+    `channel` is the client's word: recorded only."""
 
     credential_id: str
     kdf_scheme: str

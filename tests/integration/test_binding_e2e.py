@@ -31,6 +31,17 @@ from services.runtime.settings import Settings
 
 SECRET = Settings().jwt_secret.get_secret_value()
 ADULT = date(1980, 4, 1)
+HOLDERS, ATTACKERS, RESET = "135790", "246801", "370268"  # payment passwords, made up
+# Bound at once: a proxy member without an ID card needs the signed commitment only.
+PROXY_CHILD = {
+    "kind": "proxy",
+    "method": "proxy_without_id",
+    "relation": "grandchild",
+    "member_name": "王小丫",
+    "member_birth_date": date(2020, 2, 2).isoformat(),
+    "member_insured_place": "360102",
+    "commitment_accepted": True,
+}
 
 
 def _schemas(tag: str) -> dict[str, str]:
@@ -145,6 +156,16 @@ async def _eventually(
             break
         await asyncio.sleep(0.05)
     return found
+
+
+async def _passed_face_check(story: Scenario, role: str, purpose: str) -> Any:
+    """The view of a face check `role` asked for and the stack's simulator passed."""
+    identity, me = story.stack.urls["identity"], story.as_insured(role)
+    check = await story.http.post(f"{identity}/face-checks", json={"purpose": purpose}, headers=me)
+    url = f"{identity}/face-checks/{check.json()['check_id']}"
+    answer = await _eventually(story, url, me, lambda c: c["status"] != "pending")
+    assert answer["status"] == "verified"
+    return answer
 
 
 # ---------------------------------------------------------------------------- a killed service
@@ -339,28 +360,12 @@ async def test_a_member_is_unbound_with_the_holders_face_check_and_not_with_anot
     stranger = Person("stranger", "孙丽", ADULT, True)
     for person in (story.holder, stranger):
         await story.register(person)
-    child = {
-        "kind": "proxy",
-        "method": "proxy_without_id",
-        "relation": "grandchild",
-        "member_name": "王小丫",
-        "member_birth_date": date(2020, 2, 2).isoformat(),
-        "member_insured_place": "360102",
-        "commitment_accepted": True,
-    }
-    bound = await story.bind(child)
+    bound = await story.bind(PROXY_CHILD)
     assert (bound["status_code"], bound["status"]) == (202, "bound")  # commitment only
     member = bound["member"]
 
     async def face_proof(role: str) -> str:
-        identity, me = story.stack.urls["identity"], story.as_insured(role)
-        check = await story.http.post(
-            f"{identity}/face-checks", json={"purpose": "unbinding"}, headers=me
-        )
-        url = f"{identity}/face-checks/{check.json()['check_id']}"
-        answer = await _eventually(story, url, me, lambda c: c["status"] != "pending")
-        assert answer["status"] == "verified"
-        proof: str = answer["confirmation"]
+        proof: str = (await _passed_face_check(story, role, "unbinding"))["confirmation"]
         return proof
 
     url = story.url("binding", f"/family/members/{member}/revocation")
@@ -375,3 +380,50 @@ async def test_a_member_is_unbound_with_the_holders_face_check_and_not_with_anot
     assert (revoked.status_code, revoked.json()["status"]) == (200, "revoked")
     again = await story.http.post(url, json=mine, headers=story.me)
     assert (again.status_code, again.json()["status"]) == (200, "revoked")  # idempotent
+
+
+async def test_the_password_step_up_of_an_unbinding_is_not_bypassed_with_an_access_token(
+    story: Scenario,
+) -> None:
+    """The outside tester's path: with only the holder's access token, set a new password and
+    unbind with it. Refused; a set password changes by the old one or a face-checked reset."""
+    await story.register(story.holder)
+    bound = await story.bind(PROXY_CHILD)
+    assert (bound["status_code"], bound["status"]) == (202, "bound")
+    identity = story.stack.urls["identity"]
+    activation = await _passed_face_check(story, "holder", "activation")
+    activate = {"channel": "national_app", "face_check_id": activation["check_id"]}
+    activated = await story.http.post(
+        f"{identity}/persons/me/voucher-activations", json=activate, headers=story.me
+    )
+    assert activated.status_code == 204, activated.text
+
+    async def put(password: str, **proof: str) -> httpx.Response:
+        body = {"password": password, "channel": "national_app", **proof}
+        url = f"{identity}/persons/me/payment-password"
+        return await story.http.put(url, json=body, headers=story.me)
+
+    async def verify(password: str) -> Any:
+        url = f"{identity}/persons/me/payment-password/verification"
+        return (await story.http.post(url, json={"password": password}, headers=story.me)).json()
+
+    assert (await put(HOLDERS)).status_code == 204  # the first one: the token suffices
+    bypass = await put(ATTACKERS)
+    assert (bypass.status_code, bypass.json()["code"]) == (403, "password.old_required")
+    assert (await verify(ATTACKERS)) == {"matched": False, "confirmation": None}
+    for _ in range(4):
+        assert (await put(ATTACKERS, old_password=ATTACKERS)).json()["code"] == "password.old_wrong"
+    # The wrong verification and the 4 wrong old passwords make 5: locked, the right one too.
+    locked = await put(ATTACKERS, old_password=HOLDERS)
+    assert (locked.status_code, locked.json()["code"]) == (423, "password.locked")
+
+    reset_check = await _passed_face_check(story, "holder", "password_reset")
+    assert (await put(RESET, face_check_id=reset_check["check_id"])).status_code == 204
+    replayed = await put(ATTACKERS, face_check_id=reset_check["check_id"])
+    assert (replayed.status_code, replayed.json()["code"]) == (409, "face_check.used")
+    verified = await verify(RESET)
+    assert verified["matched"] is True
+    url = story.url("binding", f"/family/members/{bound['member']}/revocation")
+    proof = {"kind": "proxy", "confirmation": verified["confirmation"]}
+    revoked = await story.http.post(url, json=proof, headers=story.me)
+    assert (revoked.status_code, revoked.json()["status"]) == (200, "revoked")
