@@ -30,7 +30,9 @@ class IdentityTables(Protocol):
 
     async def save_credential(
         self, pseudonym: str, credential_id: str, password_hash: str
-    ) -> None: ...
+    ) -> None:
+        """Keep the first hash under an id: a command run again after dying between its hash
+        and its event must not fail, nor change what an event may already name."""
 
     async def credential(self, pseudonym: str, credential_id: str) -> str | None: ...
 
@@ -60,7 +62,8 @@ class PostgresIdentityTables:
     async def save_credential(self, pseudonym: str, credential_id: str, password_hash: str) -> None:
         await self.pool.execute(
             f"INSERT INTO {self.schema}.payment_credentials"
-            " (pseudonym, credential_id, password_hash) VALUES ($1, $2, $3)",
+            " (pseudonym, credential_id, password_hash) VALUES ($1, $2, $3)"
+            " ON CONFLICT (pseudonym, credential_id) DO NOTHING",
             pseudonym,
             credential_id,
             password_hash,
@@ -146,7 +149,7 @@ class InMemoryIdentityTables:
         return self.claims.get(lookup_hash)
 
     async def save_credential(self, pseudonym: str, credential_id: str, password_hash: str) -> None:
-        self.credentials[(pseudonym, credential_id)] = password_hash
+        self.credentials.setdefault((pseudonym, credential_id), password_hash)
 
     async def credential(self, pseudonym: str, credential_id: str) -> str | None:
         return self.credentials.get((pseudonym, credential_id))

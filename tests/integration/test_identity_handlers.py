@@ -1,5 +1,6 @@
 """Identity use cases on the real PostgreSQL (and Kafka for the face check flow): one person
-per ID number under concurrency, lockout across a restart, erasure, published face checks."""
+per ID number under concurrency, lockout across a restart, a password command run again,
+erasure, published face checks."""
 
 from __future__ import annotations
 
@@ -12,7 +13,11 @@ from uuid import uuid4
 import asyncpg
 import pytest
 
-from services.identity.errors import PasswordLockedError, PersonAlreadyRegisteredError
+from services.identity.errors import (
+    OldPasswordRequiredError,
+    PasswordLockedError,
+    PersonAlreadyRegisteredError,
+)
 from services.identity.face_check import FaceCheckStatus, FacePurpose
 from services.identity.face_provider import FaceSimulator, SimulatedOutcome
 from services.identity.handlers import (
@@ -22,7 +27,7 @@ from services.identity.handlers import (
     face_stream,
     person_stream,
 )
-from services.identity.password import make_hasher
+from services.identity.password import hash_payment_password, make_hasher
 from services.identity.person_events import Channel
 from services.identity.sealing import SealingEventStore
 from services.identity.tables import PostgresIdentityTables
@@ -128,6 +133,36 @@ async def test_password_lockout_survives_a_restart(
         assert await restarted.verify_payment_password(person, "284915", ctx(locked_until))
     finally:
         await restarted_pool.close()
+
+
+async def test_a_password_command_run_again_after_dying_between_hash_and_event_records_it(
+    db_pool: asyncpg.Pool, schema: str
+) -> None:
+    simulator = FaceSimulator(now)
+    app = handlers(db_pool, schema, simulator)
+    person = await _activated(app, simulator, now())
+    command = ctx(now())
+    # The first run stored the hash under the command's id, then its process died.
+    first_hash = hash_payment_password(make_hasher(), "284915", date(1991, 1, 1), ID_NUMBER)
+    await app.deps.tables.save_credential(person, str(command.command_id), first_hash)
+    await app.set_payment_password(person, "284915", Channel.ALIPAY, command)
+    await app.set_payment_password(person, "284915", Channel.ALIPAY, command)  # a retry
+    assert await app.verify_payment_password(person, "284915", ctx(now()))
+    with pytest.raises(OldPasswordRequiredError):
+        await app.set_payment_password(person, "135790", Channel.ALIPAY, ctx(now()))
+    check_id = await app.request_face_check(
+        FacePurpose.PASSWORD_RESET, person, None, now() + timedelta(minutes=5), ctx(now())
+    )
+    await simulator.settle()
+    reset = ctx(now())
+    await app.set_payment_password(person, "135790", Channel.ALIPAY, reset, face_check_id=check_id)
+    assert await app.verify_payment_password(person, "135790", ctx(now()))
+    stored = await db_pool.fetch(
+        f"SELECT credential_id FROM {schema}.payment_credentials WHERE pseudonym = $1", person
+    )
+    assert sorted(r["credential_id"] for r in stored) == sorted(
+        [str(command.command_id), str(reset.command_id)]
+    )
 
 
 async def test_erased_person_reads_as_erased_and_replay_and_verification_still_run(

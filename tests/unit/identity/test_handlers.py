@@ -208,6 +208,14 @@ async def test_a_reset_by_someone_elses_face_check_reads_as_unknown(world: World
     assert await h.verify_payment_password(person, FIRST, ctx())
 
 
+async def test_the_fake_tables_keep_the_first_hash_under_an_id_as_postgres_does(
+    world: World,
+) -> None:
+    await world.tables.save_credential("p-1", "c-1", "$argon2id$first")
+    await world.tables.save_credential("p-1", "c-1", "$argon2id$again")
+    assert await world.tables.credential("p-1", "c-1") == "$argon2id$first"
+
+
 async def test_erased_person_cannot_set_a_password(world: World) -> None:
     person = await world.activated()
     await world.handlers.erase_person(person, ctx())
