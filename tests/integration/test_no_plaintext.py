@@ -1,5 +1,6 @@
 """No name or ID number in plaintext anywhere identity's traffic goes: every message (key, value,
-headers) on every qinqing topic the test writes, every log line, every refusal's message."""
+headers) on every qinqing topic the test writes, every log line, every refusal's message; and
+no payment password hash (nor a part of one) there either."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ from tests.integration.test_messaging import create_topics
 pytestmark = pytest.mark.integration
 
 TODAY = date(2026, 11, 25)
+FIRST, CHANGED, RESET = "284915", "135790", "370268"  # payment passwords, made up
 # Registered in these spellings; the first ends in a lower-case x, as people type it.
 PEOPLE = [
     ("赵晓燕", "36042619850211001x"),
@@ -234,6 +236,13 @@ async def test_no_name_or_id_number_on_any_topic_or_log_line_or_error(
     await app.activate_voucher(first, Channel.WECHAT, login, ctx())
     assert await app.expire_overdue_checks(ctx(deadline)) == 1
 
+    # Payment passwords: the first, a change by the old one, a reset by a face check.
+    await app.set_payment_password(first, FIRST, Channel.WECHAT, ctx())
+    await app.set_payment_password(first, CHANGED, Channel.WECHAT, ctx(), old_password=FIRST)
+    reset = await app.request_face_check(FacePurpose.PASSWORD_RESET, first, None, deadline, ctx())
+    await simulator.settle()
+    await app.set_payment_password(first, RESET, Channel.WECHAT, ctx(), face_check_id=reset)
+
     # Binding asks, over Kafka, for a member's face check; and once for a person unknown here.
     bind_topic = f"qinqing.binding.v1.{pg_schema}"
     await create_topics(kafka_bootstrap, bind_topic, partitions=1)
@@ -310,3 +319,8 @@ async def test_no_name_or_id_number_on_any_topic_or_log_line_or_error(
     places += [(f"error {type(e).__name__}", f"{e!s} {e!r}".encode()) for e in errors]
 
     assert leaks(places, PEOPLE) == []
+    hashes = await db_pool.fetch(f"SELECT password_hash FROM {pg_schema}.payment_credentials")
+    assert len(hashes) == 3
+    # `$argon2id$v=19$m=…,t=…,p=…$<salt>$<digest>`: the marker, each salt and each digest
+    parts = [b"$argon2"] + [p.encode() for r in hashes for p in r["password_hash"].split("$")[-2:]]
+    assert [where for where, text in places if any(p in text for p in parts)] == []
