@@ -277,7 +277,7 @@ async def test_an_access_token_alone_does_not_replace_a_set_password(
     assert (await verify(client, me, FIRST)).json()["matched"] is True
 
 
-async def test_a_set_password_changes_with_the_old_one_and_a_wrong_one_counts(
+async def test_a_set_password_changes_with_the_old_one_not_with_a_wrong_one(
     client: httpx.AsyncClient, world: World
 ) -> None:
     me = await activated(client, world)

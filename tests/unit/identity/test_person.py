@@ -245,15 +245,8 @@ def changed(
 
 right_old = OldPasswordChecked(against="c-1", matched=True)
 wrong_old = OldPasswordChecked(against="c-1", matched=False)
-reset_check = FaceCheck(
-    check_id="fc-9",
-    purpose=FacePurpose.PASSWORD_RESET,
-    subject="p-1",
-    on_behalf_of=None,
-    correlation_id="reset-1",
-    deadline=NOW + timedelta(minutes=5),
-    status=FaceCheckStatus.VERIFIED,
-    decided_at=NOW - timedelta(minutes=1),
+reset_check = replace(
+    face_ok, check_id="fc-9", purpose=FacePurpose.PASSWORD_RESET, correlation_id="reset-1"
 )
 reset = changed(PasswordProof.FACE_CHECK, "fc-9")
 LOCKED_UNTIL = NOW + timedelta(hours=3)
