@@ -28,9 +28,7 @@ class IdentityTables(Protocol):
 
     async def claim_owner(self, lookup_hash: str) -> str | None: ...
 
-    async def save_credential(
-        self, pseudonym: str, credential_id: str, password_hash: str
-    ) -> None:
+    async def save_credential(self, pseudonym: str, credential_id: str, password_hash: str) -> None:
         """Keep the first hash under an id: a command run again after dying between its hash
         and its event must not fail, nor change what an event may already name."""
 
