@@ -21,9 +21,10 @@ from services.runtime.decider import (
     RetriesExhaustedError,
     RetryPolicy,
 )
-from services.runtime.events import NO_STREAM, ConcurrencyError, NewEvent, RecordedEvent
+from services.runtime.events import NO_STREAM, ConcurrencyError, NewEvent
 from services.runtime.memory import InMemoryEventStore
 from services.runtime.testing import DeciderSpec
+from tests.builders import InterleavingStore
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
@@ -191,32 +192,15 @@ def test_the_pause_before_a_retry_is_drawn_from_a_window_that_doubles_up_to_a_ma
 
 
 async def test_commands_on_one_stream_in_one_process_take_turns_and_never_race() -> None:
-    class Interleaving(RacingStore):
-        """Yields after each read, so that without turns every command would read first."""
-
-        lost = 0
-
-        async def read_stream(self, stream_id: str, from_version: int = 1) -> list[RecordedEvent]:
-            events = await super().read_stream(stream_id, from_version)
-            await asyncio.sleep(0)
-            return events
-
-        async def append(self, stream_id, expected_version, events, command_id=None):  # type: ignore[no-untyped-def]
-            try:
-                return await super().append(stream_id, expected_version, events, command_id)
-            except ConcurrencyError:
-                self.lost += 1
-                raise
-
-    store = Interleaving(races=0)
+    store = InterleavingStore()
     handler = CommandHandler(store, ANY_NAME, codec)
     await asyncio.gather(*(handler.handle("list-1", AddName(f"n{k}"), ctx()) for k in range(30)))
-    assert (store.lost, store.appends, len(await store.read_stream("list-1"))) == (0, 30, 30)
+    assert (store.lost_races, len(await store.read_stream("list-1"))) == (0, 30)
     other = CommandHandler(store, ANY_NAME, codec)  # another process's writers do race
     await asyncio.gather(
         *(h.handle("list-2", AddName(f"n{k}"), ctx()) for k in range(30) for h in (handler, other))
     )
-    assert store.lost > 0
+    assert store.lost_races > 0
     assert len(await store.read_stream("list-2")) == 60
 
 

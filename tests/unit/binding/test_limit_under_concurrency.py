@@ -4,41 +4,15 @@ and every request gets a definite answer: admitted or refused as full, never "bu
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 from services.binding.domain import Status, binding_decider
 from services.binding.errors import FamilyFullError
 from services.binding.events import binding_codec
 from services.runtime.decider import CommandContext, CommandHandler
-from services.runtime.events import AppendResult, ConcurrencyError, NewEvent, RecordedEvent
-from services.runtime.memory import InMemoryEventStore
+from tests.builders import InterleavingStore
 from tests.unit.binding.builders import HOLDER, NOW, request
-
-
-class InterleavingStore(InMemoryEventStore):
-    """Yields after each read, so every request reads the stream before any of them appends."""
-
-    lost_races = 0
-
-    async def read_stream(self, stream_id: str, from_version: int = 1) -> list[RecordedEvent]:
-        events = await super().read_stream(stream_id, from_version)
-        await asyncio.sleep(0)
-        return events
-
-    async def append(
-        self,
-        stream_id: str,
-        expected_version: int,
-        events: Sequence[NewEvent],
-        command_id: UUID | None = None,
-    ) -> AppendResult:
-        try:
-            return await super().append(stream_id, expected_version, events, command_id)
-        except ConcurrencyError:
-            self.lost_races += 1
-            raise
 
 
 async def thirty_requests(*handlers: CommandHandler[Any, Any, Any]) -> list[object]:
