@@ -175,7 +175,13 @@ def test_the_refusal_is_bilingual_and_never_repeats_what_was_typed() -> None:
 
 @pytest.mark.parametrize(
     ("name", "masked"),
-    [("张三丰", "张**"), ("JOHN SMITH", "J*********"), ("*王", "**"), ("\ud800王", "**")],
+    [
+        ("张三丰", "张**"),
+        ("JOHN SMITH", "J*********"),
+        ("*王", "**"),
+        ("\x00王", "**"),
+        ("\ud800王", "**"),
+    ],
 )
 def test_a_masked_name_shows_its_first_character_if_it_prints(name: str, masked: str) -> None:
     assert mask_name(name) == masked
