@@ -1,11 +1,24 @@
-"""Test data builders: events as another service's store would have recorded them."""
+"""Test data builders: events as another service's store would have recorded them, and an
+in-memory store that makes concurrent commands interleave."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
-from services.runtime.events import NewEvent, Position, RecordedEvent, chain, prepare
+from services.runtime.events import (
+    AppendResult,
+    ConcurrencyError,
+    NewEvent,
+    Position,
+    RecordedEvent,
+    chain,
+    prepare,
+)
+from services.runtime.memory import InMemoryEventStore
 
 FIRST = Position(1, 1)
 
@@ -35,3 +48,28 @@ def recorded_event(
         content_hash=p.content_hash,
         chain_hash=chain(b"", p.content_hash),
     )
+
+
+class InterleavingStore(InMemoryEventStore):
+    """Yields after each read, so that commands running at once would all read the stream
+    before any of them appends; counts the appends that lost the race."""
+
+    lost_races = 0
+
+    async def read_stream(self, stream_id: str, from_version: int = 1) -> list[RecordedEvent]:
+        events = await super().read_stream(stream_id, from_version)
+        await asyncio.sleep(0)
+        return events
+
+    async def append(
+        self,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        command_id: UUID | None = None,
+    ) -> AppendResult:
+        try:
+            return await super().append(stream_id, expected_version, events, command_id)
+        except ConcurrencyError:
+            self.lost_races += 1
+            raise

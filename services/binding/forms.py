@@ -10,6 +10,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts.names import PersonName
 from services.binding.errors import BindingError
 from services.binding.rules import BindingKind, Method, Relation
 
@@ -23,8 +24,9 @@ class BindingForm(BaseModel):
     kind: BindingKind
     method: Method
     relation: Relation
-    # At least one character that is not a space: the letter shows it masked.
-    member_name: str = Field(min_length=1, max_length=50, pattern=r"\S", repr=False)
+    # Checked at the edge (contracts.names): the letter prints it masked, the directory of
+    # proxy members without an ID card derives their pseudonym from it.
+    member_name: PersonName = Field(repr=False)
     # By ID number, or a proxy member with an ID card.
     member_id_number: str | None = Field(default=None, max_length=32, repr=False)
     # A newborn (birth certificate) or a proxy member without an ID card.
@@ -32,7 +34,7 @@ class BindingForm(BaseModel):
     # A proxy member without an ID card is not in the registry: the holder names the place.
     member_insured_place: str | None = Field(default=None, pattern=r"^[1-9]\d{5}$")
     # Birth certificate: the mother, found by her ID number, and the certificate's number.
-    mother_name: str | None = Field(default=None, max_length=50, repr=False)
+    mother_name: PersonName | None = Field(default=None, repr=False)
     mother_id_number: str | None = Field(default=None, max_length=32, repr=False)
     birth_certificate_number: str | None = Field(
         default=None, pattern=r"^[A-Z0-9]{6,20}$", repr=False
@@ -67,9 +69,3 @@ def check_required(form: BindingForm) -> None:
     for name in REQUIRED_FIELDS[form.method]:
         if getattr(form, name) in (None, ""):
             raise MissingFieldError(name)
-
-
-def mask_name(name: str) -> str:
-    """The first character shown, the rest starred (张三丰 -> 张**)."""
-    name = name.strip()
-    return name[:1] + "*" * (len(name) - 1)

@@ -8,6 +8,7 @@ from typing import assert_never
 from uuid import NAMESPACE_URL, uuid5
 from zoneinfo import ZoneInfo
 
+from contracts.names import mask_name
 from services.binding.commands import (
     BindingCommand,
     ExpireBindRequest,
@@ -37,7 +38,7 @@ from services.binding.events import (
     MaterialRole,
     binding_codec,
 )
-from services.binding.forms import BindingForm, check_required, mask_name
+from services.binding.forms import BindingForm, check_required
 from services.binding.letter import CommitmentLetter, commitment_letter_pdf
 from services.binding.rules import BindingKind, Method
 from services.binding.tables import BindingTables, KnownPerson, RequestRow
@@ -178,7 +179,7 @@ class BindingHandlers:
                 born, place = form.member_birth_date, form.member_insured_place
                 assert born is not None  # check_required
                 assert place is not None
-                who = lookup_hash(key, f"no-id:{holder}:{form.member_name.strip()}:{born}")
+                who = lookup_hash(key, f"no-id:{holder}:{form.member_name}:{born}")
                 return _Member(f"nid-{who[:32]}", born, place, "—")
             case _:
                 assert_never(form.method)

@@ -45,9 +45,11 @@ KIND_ZH: dict[BindingKind, str] = {
     BindingKind.PROXY: "亲情代办",
 }
 
-# What `mask_name` and `mask_id_number` produce: the letter never sees the full values.
-_MASKED_NAME = re.compile(r"^[^*]\**$")
-_MASKED_ID = re.compile(r"^\d{3}\*{11}[\dX]{4}$")
+# What `mask_name` and `mask_id_number` produce: the letter never sees the full values. The
+# character shown may be any, `*` too (a name typed as "*王" before names were checked at the
+# edge is masked "**"): the letter prints it escaped, as text.
+_MASKED_NAME = re.compile(r"(?s).\**")
+_MASKED_ID = re.compile(r"\d{3}\*{11}[\dX]{4}")
 
 
 @dataclass(frozen=True)

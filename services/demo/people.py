@@ -16,7 +16,7 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfgen import canvas
 
-from services.binding.forms import mask_name
+from contracts.names import mask_name
 from services.identity.id_number import check_char, mask_id_number
 
 NANCHANG_DISTRICT = "360102"  # 南昌市东湖区, Jiangxi: where the whole family is insured

@@ -17,7 +17,7 @@ from uuid import uuid4
 
 import httpx
 
-from services.binding.forms import mask_name
+from contracts.names import mask_name
 from services.binding.handlers import china_today
 from services.binding.letter import KIND_ZH, RELATION_ZH
 from services.binding.rules import BindingKind, Relation

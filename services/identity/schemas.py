@@ -8,6 +8,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from contracts.names import PersonName
 from services.identity.domain import Person
 from services.identity.face_check import FaceCheck, FaceCheckStatus, FaceFailureReason, FacePurpose
 from services.identity.id_number import mask_id_number
@@ -19,7 +20,7 @@ class _Body(BaseModel):
 
 
 class RegisterPersonBody(_Body):
-    name: str = Field(max_length=256)
+    name: PersonName = Field(repr=False)
     id_number: str = Field(max_length=64, description="18 characters; a lower-case x is accepted")
     insured_place: str = Field(max_length=16, description="6-digit region code")
     personal_account: bool = Field(

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
+from weakref import WeakValueDictionary
 
 import structlog
 from pydantic import BaseModel
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    RetryError,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_random_exponential,
+)
 
 from services.runtime.events import ConcurrencyError, EventStore, NewEvent, RecordedEvent
 from services.runtime.logging import get_logger
@@ -64,7 +74,40 @@ class CommandContext:
 
 
 class RetriesExhaustedError(ConcurrencyError):
-    """The stream kept moving under the handler; the caller may retry the whole request."""
+    """The stream kept moving under the handler until the retry deadline passed: other writers
+    outside this process held it all that time. The caller may retry the whole request."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a command that lost its stream to another writer tries again: it reloads and decides
+    again after a random pause in a window that doubles from `first_window_s` to at most
+    `max_window_s` (full jitter, so writers that collided do not collide again in step), until
+    `deadline_s` has passed since its first attempt.
+
+    Bound by time, not by a count: each retry against a crowded stream loses again with a
+    chance that grows with the crowd, so a small count answered "busy" to requests that would
+    have had a definite answer a moment later (6 of 30 of one holder's requests lost 5 races
+    in a row). Writers in one process do not race at all (they take turns, see
+    `CommandHandler`); those of other processes converge within milliseconds. Reaching the
+    deadline means the stream stayed contended for seconds: pathological, answered 409
+    `request.busy`."""
+
+    deadline_s: float = 5.0
+    first_window_s: float = 0.002
+    max_window_s: float = 0.1
+
+    def retrying(self) -> AsyncRetrying:
+        return AsyncRetrying(
+            retry=retry_if_exception_type(ConcurrencyError),
+            stop=stop_after_delay(self.deadline_s),
+            wait=wait_random_exponential(multiplier=self.first_window_s, max=self.max_window_s),
+            before_sleep=_lost_race,
+        )
+
+
+def _lost_race(state: RetryCallState) -> None:
+    log.info("stream moved, deciding again", attempt=state.attempt_number)
 
 
 @dataclass(frozen=True)
@@ -77,54 +120,62 @@ class CommandResult(Generic[S, E]):
 
 
 class CommandHandler(Generic[C, S, E]):
-    """Load the stream, decide, append with the expected version; retry on a lost race."""
+    """Load the stream, decide, append with the expected version; retry on a lost race.
+
+    The commands this handler runs on one stream take turns: with one holder's 30 requests
+    at once, each reads the stream its predecessor left, so none of them loses a race and the
+    sixth is refused as soon as it reads five. Only writers in other processes (or through
+    another handler) still race, and those are retried under `retry`."""
 
     def __init__(
         self,
         store: EventStore,
         decider: Decider[C, S, E],
         codec: EventCodec[E],
-        max_attempts: int = 5,
+        retry: RetryPolicy = RetryPolicy(),
     ) -> None:
-        self.store, self.decider, self.codec, self.max_attempts = (
-            store,
-            decider,
-            codec,
-            max_attempts,
-        )
+        self.store, self.decider, self.codec, self.retry = store, decider, codec, retry
+        # A stream's lock lives while a command holds or awaits it.
+        self._turns: WeakValueDictionary[str, asyncio.Lock] = WeakValueDictionary()
 
     async def handle(self, stream_id: str, command: C, ctx: CommandContext) -> CommandResult[S, E]:
         with structlog.contextvars.bound_contextvars(
             stream_id=stream_id, correlation_id=ctx.correlation_id
         ):
-            return await self._handle(stream_id, command, ctx)
+            turn = self._turns.setdefault(stream_id, asyncio.Lock())
+            async with turn:
+                try:
+                    result: CommandResult[S, E] = await self.retry.retrying()(
+                        self._attempt, stream_id, command, ctx
+                    )
+                except RetryError as exc:
+                    raise RetriesExhaustedError(stream_id, -1) from exc
+                return result
 
-    async def _handle(self, stream_id: str, command: C, ctx: CommandContext) -> CommandResult[S, E]:
-        for attempt in range(1, self.max_attempts + 1):
-            recorded = await self.store.read_stream(stream_id)
-            history = [self.codec.decode(r) for r in recorded]
-            repeat = _outcome_of(ctx.command_id, recorded)
-            if repeat is not None:
-                # The command ran before: answer as it did then, whatever the stream holds now.
-                first, last = repeat
-                done = history[first - 1 : last]
-                return CommandResult(stream_id, last, self.decider.fold(history[:last]), done, True)
-            state = self.decider.fold(history)
-            events = self.decider.decide(command, state)
-            if not events:
-                return CommandResult(stream_id, len(recorded), state, [], duplicate=False)
-            new = [self._to_new(e, ctx) for e in events]
-            try:
-                result = await self.store.append(stream_id, len(recorded), new, ctx.command_id)
-            except ConcurrencyError:
-                log.info("stream moved, deciding again", stream_id=stream_id, attempt=attempt)
-                continue
-            if result.duplicate:  # the same command won a race against this very attempt
-                continue
-            return CommandResult(
-                stream_id, result.last_version, self.decider.fold(events, state), events, False
-            )
-        raise RetriesExhaustedError(stream_id, -1)
+    async def _attempt(
+        self, stream_id: str, command: C, ctx: CommandContext
+    ) -> CommandResult[S, E]:
+        recorded = await self.store.read_stream(stream_id)
+        history = [self.codec.decode(r) for r in recorded]
+        repeat = _outcome_of(ctx.command_id, recorded)
+        if repeat is not None:
+            # The command ran before: answer as it did then, whatever the stream holds now.
+            first, last = repeat
+            done = history[first - 1 : last]
+            return CommandResult(stream_id, last, self.decider.fold(history[:last]), done, True)
+        state = self.decider.fold(history)
+        events = self.decider.decide(command, state)
+        if not events:
+            return CommandResult(stream_id, len(recorded), state, [], duplicate=False)
+        new = [self._to_new(e, ctx) for e in events]
+        result = await self.store.append(stream_id, len(recorded), new, ctx.command_id)
+        if result.duplicate:
+            # The same command, sent again, won a race against this very attempt: the next
+            # attempt finds its outcome in the stream.
+            raise ConcurrencyError(stream_id, len(recorded))
+        return CommandResult(
+            stream_id, result.last_version, self.decider.fold(events, state), events, False
+        )
 
     def _to_new(self, event: E, ctx: CommandContext) -> NewEvent:
         event_type, schema_version, data = self.codec.encode(event)

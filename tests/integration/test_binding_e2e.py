@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from uuid import uuid4
 
@@ -21,11 +21,13 @@ import asyncpg
 import httpx
 import pytest
 
+from services.binding.domain import holder_stream
 from services.binding.projections import BindingViews, family_view
 from services.binding.rules import Relation
 from services.demo.people import Person
 from services.demo.scenario import Scenario
 from services.demo.stack import SERVICES, Stack, running_stack
+from services.runtime.auth import Principal, Role, issue_token
 from services.runtime.projection import ProjectionRunner
 from services.runtime.settings import Settings
 
@@ -293,6 +295,46 @@ async def test_bad_input_is_refused_with_a_field_level_reason_and_no_500(
     assert (relation["status_code"], relation["field"]) == (422, "relation")
     bad_kind = await story.bind(story.form("father", Relation.NON_RELATIVE))
     assert (bad_kind["status_code"], bad_kind["code"]) == (422, "binding.relation_not_allowed")
+
+
+@pytest.mark.parametrize("typed", ["*王", "王\x00明", "王😀", "王"])
+async def test_a_name_that_is_not_a_person_name_is_refused_on_its_field_and_holds_no_slot(
+    story: Scenario, stack: Stack, db_pool: asyncpg.Pool, typed: str
+) -> None:
+    await story.register(story.holder)
+    await story.register(story.cast["father"])
+    newborn = {
+        "kind": "family_account",
+        "method": "birth_certificate",
+        "relation": "child",
+        "member_name": "王小宝",
+        "member_birth_date": date.today().isoformat(),
+        "mother_name": story.holder.name,
+        "mother_id_number": story.id_numbers["holder"],
+        "birth_certificate_number": "Q360121000123",
+    }
+    for form, field in (
+        (story.form("father", Relation.PARENT), "member_name"),
+        (newborn, "member_name"),
+        (newborn, "mother_name"),
+    ):
+        answer = await story.bind({**form, field: typed})
+        assert (answer["status_code"], answer["field"]) == (422, field)
+        assert answer["errors"][0]["type"] == "name.invalid"
+    holder, schema = story.pseudonyms["holder"], stack.schemas["binding"]
+    rows = f'SELECT count(*) FROM "{schema}".bind_requests WHERE holder = $1'
+    assert await db_pool.fetchval(rows, holder) == 0
+    events = f'SELECT count(*) FROM "{schema}".events WHERE stream_id = $1'
+    assert await db_pool.fetchval(events, holder_stream(holder)) == 0
+    registration = {"name": typed, "id_number": "360121195001020013", "insured_place": "360102"}
+    operator = issue_token(Principal("operator", Role.OPERATOR), timedelta(hours=1), secret=SECRET)
+    refused = await story.http.post(
+        story.url("identity", "/persons"),
+        json=registration,
+        headers={"Authorization": f"Bearer {operator}"},
+    )
+    assert (refused.status_code, refused.json()["field"]) == (422, "name")
+    assert refused.json()["errors"][0]["type"] == "name.invalid"
 
 
 async def test_mutual_aid_needs_the_personal_account_identity_registered(

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import ClassVar
 from uuid import uuid4
 
 import pytest
+from tenacity import RetryCallState
 
 from services.runtime.codec import DomainEvent, PydanticCodec, UnknownEventTypeError
-from services.runtime.decider import CommandContext, CommandHandler, Decider, RetriesExhaustedError
+from services.runtime.decider import (
+    CommandContext,
+    CommandHandler,
+    Decider,
+    RetriesExhaustedError,
+    RetryPolicy,
+)
 from services.runtime.events import NO_STREAM, ConcurrencyError, NewEvent
 from services.runtime.memory import InMemoryEventStore
 from services.runtime.testing import DeciderSpec
+from tests.builders import InterleavingStore
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
@@ -109,14 +119,24 @@ class RacingStore(InMemoryEventStore):
 
     def __init__(self, races: int) -> None:
         super().__init__()
-        self.races = races
+        self.races, self.appends = races, 0
 
     async def append(self, stream_id, expected_version, events, command_id=None):  # type: ignore[no-untyped-def]
+        self.appends += 1
         if self.races > 0:
             self.races -= 1
             other = NewEvent("NameAdded", {"name": f"other-{self.races}"}, NOW)
             await super().append(stream_id, expected_version, [other])
         return await super().append(stream_id, expected_version, events, command_id)
+
+
+# The default deadline, shorter pauses: tests that lose many races need not wait long.
+QUICK = RetryPolicy(first_window_s=0.001, max_window_s=0.005)
+
+# Adds every name: a stream that never refuses, so only the races decide the outcome.
+ANY_NAME: Decider[AddName, tuple[str, ...], NameAdded] = Decider(
+    lambda c, s: [NameAdded(name=c.name)], evolve, tuple
+)
 
 
 async def test_handler_decides_again_after_losing_a_race() -> None:
@@ -131,14 +151,57 @@ async def test_handler_decides_again_against_the_new_state_and_may_refuse() -> N
         await CommandHandler(store, names, codec).handle("list-1", AddName("a"), ctx())
 
 
-async def test_handler_gives_up_after_bounded_attempts() -> None:
-    store = RacingStore(races=10)
-    handler = CommandHandler(
-        store, Decider(lambda c, s: [NameAdded(name=c.name)], evolve, tuple), codec
-    )
+async def test_a_command_that_loses_many_races_in_a_row_still_gets_a_definite_answer() -> None:
+    store = RacingStore(races=20)  # a count of 5 attempts answered "busy" here
+    handler = CommandHandler(store, ANY_NAME, codec, QUICK)
+    result = await handler.handle("list-1", AddName("a"), ctx())
+    assert (result.state[-1], len(result.state), store.appends) == ("a", 21, 21)
+
+
+async def test_a_refusal_the_stream_already_decides_comes_at_once() -> None:
+    store = RacingStore(races=0)
+    handler = CommandHandler(store, names, codec)
+    for name in ("a", "b"):
+        await handler.handle("list-1", AddName(name), ctx())
+    with pytest.raises(ListFullError):
+        await handler.handle("list-1", AddName("c"), ctx())
+    assert store.appends == 2  # the refusal tried no append, so it waited for no retry
+
+
+async def test_handler_gives_up_only_when_the_stream_stays_contended_past_its_deadline() -> None:
+    store = RacingStore(races=10**9)
+    handler = CommandHandler(store, ANY_NAME, codec, replace(QUICK, deadline_s=0.1))
+    started = time.monotonic()
     with pytest.raises(RetriesExhaustedError):
         await handler.handle("list-1", AddName("a"), ctx())
+    assert time.monotonic() - started >= 0.1
+    assert store.appends > 5  # bound by time, not by a count of attempts
     assert issubclass(RetriesExhaustedError, ConcurrencyError)
+
+
+def test_the_pause_before_a_retry_is_drawn_from_a_window_that_doubles_up_to_a_maximum() -> None:
+    policy = RetryPolicy(first_window_s=0.002, max_window_s=0.1)
+    wait = policy.retrying().wait
+    for attempt in range(1, 12):
+        state = RetryCallState(policy.retrying(), fn=None, args=(), kwargs={})
+        state.attempt_number = attempt
+        pauses = {wait(state) for _ in range(50)}
+        window = min(0.002 * 2 ** (attempt - 1), 0.1)
+        assert all(0 <= p <= window for p in pauses)
+        assert len(pauses) > 1  # jittered: writers that collided do not retry in step
+
+
+async def test_commands_on_one_stream_in_one_process_take_turns_and_never_race() -> None:
+    store = InterleavingStore()
+    handler = CommandHandler(store, ANY_NAME, codec)
+    await asyncio.gather(*(handler.handle("list-1", AddName(f"n{k}"), ctx()) for k in range(30)))
+    assert (store.lost_races, len(await store.read_stream("list-1"))) == (0, 30)
+    other = CommandHandler(store, ANY_NAME, codec)  # another process's writers do race
+    await asyncio.gather(
+        *(h.handle("list-2", AddName(f"n{k}"), ctx()) for k in range(30) for h in (handler, other))
+    )
+    assert store.lost_races > 0
+    assert len(await store.read_stream("list-2")) == 60
 
 
 async def test_codec_upcasts_old_versions_on_read() -> None:

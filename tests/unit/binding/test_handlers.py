@@ -303,6 +303,27 @@ async def test_a_second_request_for_the_same_birth_certificate_is_refused_as_alr
     assert list(world.tables.requests) == [first.request_id]
 
 
+async def test_a_proxy_member_without_an_id_card_is_the_same_member_however_the_dot_is_typed(
+    world: World,
+) -> None:
+    def without_id(name: str) -> BindingForm:
+        return BindingForm(
+            kind=BindingKind.PROXY,
+            method=Method.PROXY_WITHOUT_ID,
+            relation=Relation.GRANDCHILD,
+            member_name=name,
+            member_birth_date=CHILD,
+            member_insured_place=JIANGXI,
+            commitment_accepted=True,
+        )
+
+    first = await world.ask(without_id("阿依古丽·买买提"))
+    assert first.request.member.startswith("nid-")
+    with pytest.raises(AlreadyBoundError):
+        await world.ask(without_id(" 阿依古丽 • 买买提 "))  # as a phone keyboard gives it
+    assert list(world.tables.requests) == [first.request_id]
+
+
 # ---------------------------------------------------------------------------- the letter
 
 

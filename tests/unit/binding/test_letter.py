@@ -8,8 +8,10 @@ from datetime import date
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
 from pypdf import PdfReader
 
+from contracts.names import mask_name
 from services.binding.letter import (
     KIND_ZH,
     RELATION_ZH,
@@ -17,6 +19,7 @@ from services.binding.letter import (
     commitment_letter_pdf,
 )
 from services.binding.rules import BindingKind, Relation
+from tests.unit.test_names import names
 
 LETTER = CommitmentLetter(
     request_id="req-0001",
@@ -102,3 +105,19 @@ def test_the_labels_cover_every_relation_and_kind() -> None:
 def test_a_letter_refuses_personal_data_that_is_not_masked(changes: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="masked"):
         replace(LETTER, **changes)
+
+
+@pytest.mark.parametrize("shown", ["*", "<", "&", ">", '"', "'", "\\"])
+def test_a_masked_name_that_looks_like_markup_or_a_star_is_printed_as_it_is(shown: str) -> None:
+    # "*王" was accepted before names were checked at the edge: its letter answered 500.
+    masked = f"{shown}**"
+    text = text_of(commitment_letter_pdf(replace(LETTER, member_name_masked=masked)))
+    assert f"被绑定人姓名：{masked}" in text  # noqa: RUF001 - the letter's own punctuation
+
+
+@settings(max_examples=25, deadline=None)
+@given(names)
+def test_every_name_the_edge_accepts_gives_a_letter_that_shows_it_masked(name: str) -> None:
+    masked = mask_name(name)
+    text = text_of(commitment_letter_pdf(replace(LETTER, member_name_masked=masked)))
+    assert masked in text
