@@ -21,6 +21,7 @@ from fastapi.routing import APIRoute, APIRouter
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from starlette.exceptions import HTTPException
 
 from services.binding.letter import KIND_ZH, RELATION_ZH
 from services.identity.id_number import mask_id_number, normalise
@@ -31,7 +32,13 @@ from services.review.schemas import case_view, queue_view
 from services.runtime.auth import Principal, Role, TokenError, decode_token
 from services.runtime.decider import CommandContext, RetriesExhaustedError
 from services.runtime.errors import DomainError
-from services.runtime.http import request_context
+from services.runtime.http import (
+    DEPENDENCY_DOWN,
+    RETRY_AFTER_S,
+    UNAVAILABLE_MESSAGE,
+    http_refusal,
+    request_context,
+)
 from services.runtime.logging import get_logger
 
 if TYPE_CHECKING:
@@ -77,6 +84,7 @@ _INVALID = (
     "The request is not valid; check the form",
 )
 _FAILED = ("internal", "服务暂时不可用，请稍后重试", "Something failed; try again later")
+_UNAVAILABLE = ("service.unavailable", *UNAVAILABLE_MESSAGE)
 
 
 # The API's statuses of the domain's refusals, and a stale form's.
@@ -169,6 +177,15 @@ class _ConsoleRoute(APIRoute):
                 response = _error_page(request, 409, *_BUSY)
             except RequestValidationError:  # what was typed is never echoed back
                 response = _error_page(request, 422, *_INVALID)
+            except HTTPException as exc:  # a body FastAPI could not read
+                code, (zh, en) = http_refusal(exc)
+                response = _error_page(request, exc.status_code, code, zh, en)
+            except DEPENDENCY_DOWN as exc:
+                log.warning(
+                    "console request failed: a dependency is down", error=type(exc).__name__
+                )
+                response = _error_page(request, 503, *_UNAVAILABLE)
+                response.headers["Retry-After"] = str(RETRY_AFTER_S)
             except Exception as exc:  # noqa: BLE001 - every failure gets the same safe page
                 log.error("console request failed", error=type(exc).__name__)
                 response = _error_page(request, 500, *_FAILED)
