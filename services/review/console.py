@@ -39,6 +39,7 @@ from services.runtime.http import (
     http_refusal,
     request_context,
 )
+from services.runtime.idempotency import Idempotency, keyed
 from services.runtime.logging import get_logger
 
 if TYPE_CHECKING:
@@ -207,7 +208,7 @@ class Session:
     def page(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         return _page(request, name, status, reviewer=self.reviewer, csrf=self.csrf, **context)
 
-    def context(self, key: str) -> CommandContext:
+    def context(self, key: Idempotency) -> CommandContext:
         """The form's idempotency key makes a resubmitted form the same command."""
         return request_context(self.api.clock, self.reviewer, None, key)
 
@@ -240,7 +241,13 @@ async def _posted(
 Signed = Annotated[Session, Depends(_session)]
 Posted = Annotated[Session, Depends(_posted)]
 CaseId = Annotated[str, Path(max_length=64)]
-Key = Annotated[str, Form(max_length=64)]
+
+
+async def _form_key(request: Request, key: Annotated[str, Form(max_length=64)]) -> Idempotency:
+    return await keyed(request, key)
+
+
+Key = Annotated[Idempotency, Depends(_form_key)]  # the form's key, bound to what it carries
 
 _SIGN_IN_WHY = {
     "signed_out": ("请使用审核人员凭证登录", "Sign in with a reviewer token"),

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.runtime.auth import Principal, configure_auth
 from services.runtime.decider import CommandContext, RetriesExhaustedError
 from services.runtime.errors import DomainError, error_body
+from services.runtime.idempotency import Idempotency
 from services.runtime.logging import get_logger
 from services.runtime.relay import UNAVAILABLE
 
@@ -310,9 +311,17 @@ def service_app(
 
 
 def request_context(
-    clock: Callable[[], datetime], caller: Principal, corr: str | None, key: str | None = None
+    clock: Callable[[], datetime],
+    caller: Principal,
+    corr: str | None,
+    key: Idempotency | None = None,
 ) -> CommandContext:
-    """The context of a command an HTTP request sends. With an Idempotency-Key the command id
-    derives from the caller and the key, so a retried request is the same command."""
-    command_id = uuid5(NAMESPACE_URL, f"{caller.subject}/{key}") if key else uuid4()
-    return CommandContext(command_id, clock(), corr or uuid4().hex, caller.subject)
+    """The context of a command an HTTP request sends. With an idempotency key the command id
+    derives from the caller and the key, so a retried request is the same command, and the
+    command keeps the request's fingerprint, so the key cannot name another request."""
+    if key is None:
+        return CommandContext(uuid4(), clock(), corr or uuid4().hex, caller.subject)
+    command_id = uuid5(NAMESPACE_URL, f"{caller.subject}/{key.key}")
+    return CommandContext(
+        command_id, clock(), corr or uuid4().hex, caller.subject, fingerprint=key.fingerprint
+    )

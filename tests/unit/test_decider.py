@@ -111,12 +111,12 @@ class RacingStore(InMemoryEventStore):
         super().__init__()
         self.races = races
 
-    async def append(self, stream_id, expected_version, events, command_id=None):  # type: ignore[no-untyped-def]
+    async def append(self, stream_id, expected_version, events, command_id=None, fingerprint=None):  # type: ignore[no-untyped-def]
         if self.races > 0:
             self.races -= 1
             other = NewEvent("NameAdded", {"name": f"other-{self.races}"}, NOW)
             await super().append(stream_id, expected_version, [other])
-        return await super().append(stream_id, expected_version, events, command_id)
+        return await super().append(stream_id, expected_version, events, command_id, fingerprint)
 
 
 async def test_handler_decides_again_after_losing_a_race() -> None:
