@@ -5,6 +5,8 @@ route that takes a key; and what counts as the same request."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +22,7 @@ from services.binding.api import create_app as binding_app
 from services.binding.events import MemberBindRequested
 from services.binding.rules import Relation
 from services.review.api import create_app as review_app
+from services.review.console import SESSION_COOKIE
 from services.runtime.auth import Principal, Role, configure_auth, issue_token
 from services.runtime.idempotency import IdempotencyKey
 from tests.unit.binding.builders import HOLDER, NOW
@@ -186,6 +189,28 @@ async def test_a_rejection_sent_again_with_another_note_is_refused(
         f"/cases/{case_id}/reject", json=body | {"note": "不清晰"}, headers=headers
     )
     assert (first.status_code, same.status_code, other.status_code) == (200, 200, 422)
+
+
+async def test_a_console_form_sent_again_with_other_fields_is_refused_as_a_page(
+    review: tuple[httpx.AsyncClient, ReviewWorld],
+) -> None:
+    client, world = review
+    case_id = await world.case()
+    session = issue_token(NANCHANG, timedelta(hours=1), secret=SECRET)
+    # The CSRF token the case page's forms carry: bound to the session.
+    message = f"qinqing-console/session/{session}".encode()
+    csrf = hmac.new(SECRET.encode(), message, hashlib.sha256).hexdigest()
+    cookie = {"Cookie": f"{SESSION_COOKIE}={session}"}
+
+    async def reject(note: str) -> httpx.Response:
+        form = {"csrf": csrf, "key": "form-1", "reason": "other", "note": note}
+        return await client.post(f"/console/cases/{case_id}/reject", data=form, headers=cookie)
+
+    first, resubmitted, changed = await reject("模糊"), await reject("模糊"), await reject("缺页")
+    assert (first.status_code, resubmitted.status_code) == (303, 303)
+    assert changed.status_code == 422
+    assert changed.headers["Content-Type"].startswith("text/html")
+    assert "request.key_reused" in changed.text
 
 
 # ---------------------------------------------------------------------------- fingerprints
