@@ -67,9 +67,12 @@ class InterleavingStore(InMemoryEventStore):
         expected_version: int,
         events: Sequence[NewEvent],
         command_id: UUID | None = None,
+        fingerprint: bytes | None = None,
     ) -> AppendResult:
         try:
-            return await super().append(stream_id, expected_version, events, command_id)
+            return await super().append(
+                stream_id, expected_version, events, command_id, fingerprint
+            )
         except ConcurrencyError:
             self.lost_races += 1
             raise

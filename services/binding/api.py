@@ -40,6 +40,7 @@ from services.runtime.auth import Principal, Role, require
 from services.runtime.blobs import MAX_MATERIAL_BYTES
 from services.runtime.errors import DomainError
 from services.runtime.http import request_context, service_app
+from services.runtime.idempotency import IdempotencyKey
 
 _END_OF_TIME = datetime.max.replace(tzinfo=UTC)
 
@@ -71,7 +72,6 @@ Insured = Annotated[Principal, Depends(require(Role.INSURED))]
 Staff = Annotated[Principal, Depends(require(Role.AUDITOR, Role.OPERATOR))]
 Anyone = Annotated[Principal, Depends(require(Role.INSURED, Role.AUDITOR, Role.OPERATOR))]
 Correlation = Annotated[str | None, Header(alias="X-Correlation-ID", max_length=128)]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
 
 
 class _Body(BaseModel):

@@ -46,9 +46,13 @@ class SealingEventStore:
         expected_version: int,
         events: Sequence[NewEvent],
         command_id: UUID | None = None,
+        fingerprint: bytes | None = None,
     ) -> AppendResult:
         sealed = [await self._seal(e) for e in events]
-        return await self.inner.append(stream_id, expected_version, sealed, command_id)
+        return await self.inner.append(stream_id, expected_version, sealed, command_id, fingerprint)
+
+    async def command_fingerprint(self, command_id: UUID) -> bytes | None:
+        return await self.inner.command_fingerprint(command_id)
 
     async def read_stream(self, stream_id: str, from_version: int = 1) -> list[RecordedEvent]:
         return [await self._open(r) for r in await self.inner.read_stream(stream_id, from_version)]

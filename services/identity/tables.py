@@ -117,6 +117,7 @@ class _PostgresClaimingStore(PostgresEventStore):
         expected_version: int,
         events: Sequence[NewEvent],
         command_id: UUID | None = None,
+        fingerprint: bytes | None = None,
     ) -> AppendResult:
         async with self._pool.acquire() as conn, conn.transaction():
             claimed = await conn.fetchval(
@@ -128,7 +129,7 @@ class _PostgresClaimingStore(PostgresEventStore):
             if not claimed:
                 raise PersonAlreadyRegisteredError
             in_tx = PostgresEventStore(conn, self.schema)
-            return await in_tx.append(stream_id, expected_version, events, command_id)
+            return await in_tx.append(stream_id, expected_version, events, command_id, fingerprint)
 
 
 class InMemoryIdentityTables:
@@ -169,6 +170,7 @@ class _MemoryClaimingStore:
         # Reads are the shared store's own; only the append claims.
         self.read_stream = tables.store.read_stream
         self.read_all = tables.store.read_all
+        self.command_fingerprint = tables.store.command_fingerprint
 
     async def append(
         self,
@@ -176,13 +178,15 @@ class _MemoryClaimingStore:
         expected_version: int,
         events: Sequence[NewEvent],
         command_id: UUID | None = None,
+        fingerprint: bytes | None = None,
     ) -> AppendResult:
         claims = self.tables.claims
         if self.lookup_hash in claims:
             raise PersonAlreadyRegisteredError
         claims[self.lookup_hash] = self.pseudonym  # before the await: no other task can interleave
         try:
-            return await self.tables.store.append(stream_id, expected_version, events, command_id)
+            store = self.tables.store
+            return await store.append(stream_id, expected_version, events, command_id, fingerprint)
         except BaseException:
             del claims[self.lookup_hash]  # the claim commits only with the events
             raise

@@ -31,6 +31,7 @@ from services.review.schemas import (
 )
 from services.runtime.auth import Principal, Role, require
 from services.runtime.http import request_context, service_app
+from services.runtime.idempotency import IdempotencyKey
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,6 @@ Api = Annotated[ReviewApi, Depends(_api)]
 Reviewer = Annotated[Principal, Depends(require(Role.REVIEWER))]
 Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
 Correlation = Annotated[str | None, Header(alias="X-Correlation-ID", max_length=128)]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
 CaseId = Annotated[str, Path(max_length=64)]
 
 

@@ -21,6 +21,7 @@ from fastapi.routing import APIRoute, APIRouter
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from starlette.exceptions import HTTPException
 
 from services.binding.letter import KIND_ZH, RELATION_ZH
 from services.identity.id_number import mask_id_number, normalise
@@ -31,7 +32,14 @@ from services.review.schemas import case_view, queue_view
 from services.runtime.auth import Principal, Role, TokenError, decode_token
 from services.runtime.decider import CommandContext, RetriesExhaustedError
 from services.runtime.errors import DomainError
-from services.runtime.http import request_context
+from services.runtime.http import (
+    DEPENDENCY_DOWN,
+    RETRY_AFTER_S,
+    UNAVAILABLE_MESSAGE,
+    http_refusal,
+    request_context,
+)
+from services.runtime.idempotency import Idempotency, keyed
 from services.runtime.logging import get_logger
 
 if TYPE_CHECKING:
@@ -77,6 +85,7 @@ _INVALID = (
     "The request is not valid; check the form",
 )
 _FAILED = ("internal", "服务暂时不可用，请稍后重试", "Something failed; try again later")
+_UNAVAILABLE = ("service.unavailable", *UNAVAILABLE_MESSAGE)
 
 
 # The API's statuses of the domain's refusals, and a stale form's.
@@ -169,6 +178,15 @@ class _ConsoleRoute(APIRoute):
                 response = _error_page(request, 409, *_BUSY)
             except RequestValidationError:  # what was typed is never echoed back
                 response = _error_page(request, 422, *_INVALID)
+            except HTTPException as exc:  # a body FastAPI could not read
+                code, (zh, en) = http_refusal(exc)
+                response = _error_page(request, exc.status_code, code, zh, en)
+            except DEPENDENCY_DOWN as exc:
+                log.warning(
+                    "console request failed: a dependency is down", error=type(exc).__name__
+                )
+                response = _error_page(request, 503, *_UNAVAILABLE)
+                response.headers["Retry-After"] = str(RETRY_AFTER_S)
             except Exception as exc:  # noqa: BLE001 - every failure gets the same safe page
                 log.error("console request failed", error=type(exc).__name__)
                 response = _error_page(request, 500, *_FAILED)
@@ -190,7 +208,7 @@ class Session:
     def page(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         return _page(request, name, status, reviewer=self.reviewer, csrf=self.csrf, **context)
 
-    def context(self, key: str) -> CommandContext:
+    def context(self, key: Idempotency) -> CommandContext:
         """The form's idempotency key makes a resubmitted form the same command."""
         return request_context(self.api.clock, self.reviewer, None, key)
 
@@ -223,7 +241,13 @@ async def _posted(
 Signed = Annotated[Session, Depends(_session)]
 Posted = Annotated[Session, Depends(_posted)]
 CaseId = Annotated[str, Path(max_length=64)]
-Key = Annotated[str, Form(max_length=64)]
+
+
+async def _form_key(request: Request, key: Annotated[str, Form(max_length=64)]) -> Idempotency:
+    return await keyed(request, key)
+
+
+Key = Annotated[Idempotency, Depends(_form_key)]  # the form's key, bound to what it carries
 
 _SIGN_IN_WHY = {
     "signed_out": ("请使用审核人员凭证登录", "Sign in with a reviewer token"),

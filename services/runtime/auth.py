@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from services.runtime.errors import error_body
 from services.runtime.pii import warn_if_dev_default
 from services.runtime.settings import Settings
 
@@ -218,7 +219,7 @@ _UNAUTHENTICATED = {
 async def _access_denied(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AccessDeniedError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    body = {"code": exc.code, "message": {"zh": exc.zh, "en": exc.en}}
+    body = error_body(exc.code, (exc.zh, exc.en))
     return JSONResponse(body, status_code=exc.status, headers=headers)
 
 

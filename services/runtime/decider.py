@@ -21,7 +21,13 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from services.runtime.events import ConcurrencyError, EventStore, NewEvent, RecordedEvent
+from services.runtime.events import (
+    CommandReusedError,
+    ConcurrencyError,
+    EventStore,
+    NewEvent,
+    RecordedEvent,
+)
 from services.runtime.logging import get_logger
 
 C = TypeVar("C")  # command
@@ -63,6 +69,9 @@ class CommandContext:
     correlation_id: str
     actor: str
     causation_id: str | None = None
+    # The request an Idempotency-Key came with (services.runtime.idempotency); kept with the
+    # command, never in the events' metadata.
+    fingerprint: bytes | None = None
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -159,7 +168,9 @@ class CommandHandler(Generic[C, S, E]):
         history = [self.codec.decode(r) for r in recorded]
         repeat = _outcome_of(ctx.command_id, recorded)
         if repeat is not None:
-            # The command ran before: answer as it did then, whatever the stream holds now.
+            # The command ran before: answer as it did then, whatever the stream holds now,
+            # unless its id came back with another request.
+            await self._same_request(ctx)
             first, last = repeat
             done = history[first - 1 : last]
             return CommandResult(stream_id, last, self.decider.fold(history[:last]), done, True)
@@ -168,7 +179,9 @@ class CommandHandler(Generic[C, S, E]):
         if not events:
             return CommandResult(stream_id, len(recorded), state, [], duplicate=False)
         new = [self._to_new(e, ctx) for e in events]
-        result = await self.store.append(stream_id, len(recorded), new, ctx.command_id)
+        result = await self.store.append(
+            stream_id, len(recorded), new, ctx.command_id, ctx.fingerprint
+        )
         if result.duplicate:
             # The same command, sent again, won a race against this very attempt: the next
             # attempt finds its outcome in the stream.
@@ -176,6 +189,13 @@ class CommandHandler(Generic[C, S, E]):
         return CommandResult(
             stream_id, result.last_version, self.decider.fold(events, state), events, False
         )
+
+    async def _same_request(self, ctx: CommandContext) -> None:
+        if ctx.fingerprint is None:
+            return
+        recorded_with = await self.store.command_fingerprint(ctx.command_id)
+        if recorded_with is not None and recorded_with != ctx.fingerprint:
+            raise CommandReusedError
 
     def _to_new(self, event: E, ctx: CommandContext) -> NewEvent:
         event_type, schema_version, data = self.codec.encode(event)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class DomainError(ValueError):
@@ -25,3 +25,12 @@ class DomainError(ValueError):
         # The field at fault for this refusal: the class's, unless the raiser names another.
         self.input_field = field or self.field
         super().__init__(f"{self.code}: {self.en}")
+
+
+def error_body(
+    code: str, message: tuple[str, str], field: str | None = None, **more: Any
+) -> dict[str, Any]:
+    """The one shape of every error answer: `{"code", "field", "message": {"zh", "en"}}`, plus
+    what a particular refusal adds (`errors` for invalid fields, `max_bytes` for a large body)."""
+    zh, en = message
+    return {"code": code, "field": field, "message": {"zh": zh, "en": en}, **more}

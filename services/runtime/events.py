@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 from uuid import UUID, uuid4
 
+from services.runtime.errors import DomainError
+
 NO_STREAM = 0
 """Expected version of a stream that has no events yet."""
 
@@ -28,6 +30,15 @@ class ConcurrencyError(EventStoreError):
         self.stream_id, self.expected, self.actual = stream_id, expected, actual
         found = "another writer got there first" if actual is None else f"it is at {actual}"
         super().__init__(f"stream {stream_id!r}: expected version {expected}, {found}")
+
+
+class CommandReusedError(EventStoreError, DomainError):
+    """A command id came back with another request than the one it was recorded with: an
+    Idempotency-Key reused for a different request (422, as the IETF draft on the header says)."""
+
+    code = "request.key_reused"
+    message_zh = "该幂等键已用于另一个不同的请求"
+    message_en = "This idempotency key was already used for a different request"
 
 
 class InvalidAppendError(EventStoreError, ValueError):
@@ -238,7 +249,15 @@ class EventStore(Protocol):
         expected_version: int,
         events: Sequence[NewEvent],
         command_id: UUID | None = None,
-    ) -> AppendResult: ...
+        fingerprint: bytes | None = None,
+    ) -> AppendResult:
+        """A repeated `command_id` returns the first outcome; with another `fingerprint` than
+        the one it was recorded with it raises CommandReusedError (neither writes anything)."""
+        ...
+
+    async def command_fingerprint(self, command_id: UUID) -> bytes | None:
+        """The fingerprint a command was recorded with (None: without one, or not recorded)."""
+        ...
 
     async def read_stream(self, stream_id: str, from_version: int = 1) -> list[RecordedEvent]: ...
 

@@ -1,5 +1,6 @@
-"""What every service's HTTP API answers alike: bilingual refusals, field-level validation
-errors, and a safe 500 that never carries a stack trace or what a person typed."""
+"""What every service's HTTP API answers alike: one bilingual shape for every refusal, field-level
+validation errors, a 503 while a dependency is down, and a safe 500 that never carries a stack
+trace or what a person typed."""
 
 # Chinese messages use full-width punctuation, as Chinese text should.
 # ruff: noqa: RUF001
@@ -12,16 +13,20 @@ from datetime import datetime
 from typing import Any, Protocol
 from uuid import NAMESPACE_URL, uuid4, uuid5
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.runtime.auth import Principal, configure_auth
 from services.runtime.decider import CommandContext, RetriesExhaustedError
-from services.runtime.errors import DomainError
+from services.runtime.errors import DomainError, error_body
+from services.runtime.idempotency import Idempotency
 from services.runtime.logging import get_logger
+from services.runtime.relay import UNAVAILABLE
 
 log = get_logger(__name__)
 
@@ -40,11 +45,15 @@ _INVALID_ZH: dict[str, str] = {
 
 
 def answer(
-    status: int, code: str, field: str | None, message: tuple[str, str], **more: Any
+    status: int,
+    code: str,
+    field: str | None,
+    message: tuple[str, str],
+    *,
+    headers: Mapping[str, str] | None = None,
+    **more: Any,
 ) -> JSONResponse:
-    zh, en = message
-    body = {"code": code, "field": field, "message": {"zh": zh, "en": en}, **more}
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(error_body(code, message, field, **more), status, headers)
 
 
 def _field(loc: tuple[Any, ...]) -> str | None:
@@ -76,19 +85,54 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 _TOO_LARGE = ("请求内容过大", "The request body is too large")
 
 
-class BodyTooLargeError(Exception):
-    """A request body grew past the app's limit while it was being read."""
-
-
 def _too_large(limit: int) -> JSONResponse:
     return answer(413, "request.too_large", None, _TOO_LARGE, max_bytes=limit)
 
 
-def _too_large_in(exc: BaseException) -> bool:
-    """The limit was hit (raised in a middleware's task group, it arrives in a group)."""
-    if isinstance(exc, BaseExceptionGroup):
-        return any(_too_large_in(e) for e in exc.exceptions)
-    return isinstance(exc, BodyTooLargeError)
+# Starlette's and FastAPI's own refusals, raised before any route runs: no such route, a method
+# the route lacks (405 keeps its Allow header), a body the parser cannot read (bytes that do not
+# decode, JSON nested deeper than the parser goes, multipart without a boundary). Their `detail`
+# is not passed on: a parser's message may quote the body.
+_HTTP_REFUSALS: dict[int, tuple[str, tuple[str, str]]] = {
+    400: ("request.malformed", ("无法读取请求内容", "The request body cannot be read")),
+    404: ("request.not_found", ("请求的地址不存在", "Nothing is found at this address")),
+    405: (
+        "request.method_not_allowed",
+        ("该地址不支持此请求方法", "This address does not take this method"),
+    ),
+}
+_REFUSED = ("request.refused", ("请求被拒绝", "The request was refused"))
+
+
+def http_refusal(exc: HTTPException) -> tuple[str, tuple[str, str]]:
+    """The code and message of a refusal Starlette or FastAPI raised."""
+    return _HTTP_REFUSALS.get(exc.status_code, _REFUSED)
+
+
+async def _http_refused(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code, message = http_refusal(exc)
+    return answer(exc.status_code, code, None, message, headers=exc.headers)
+
+
+# What says a dependency is down rather than a bug: the relay's list, and what PostgreSQL
+# answers while it shuts down or starts up (57P01-57P03), which a restart shows every request.
+DEPENDENCY_DOWN: tuple[type[BaseException], ...] = (
+    *UNAVAILABLE,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+)
+RETRY_AFTER_S = 3  # about how long a PostgreSQL restart takes
+UNAVAILABLE_MESSAGE = (
+    "服务暂时不可用，请稍后重试",
+    "The service is briefly unavailable; try again shortly",
+)
+
+
+def _unavailable() -> JSONResponse:
+    headers = {"Retry-After": str(RETRY_AFTER_S)}
+    return answer(503, "service.unavailable", None, UNAVAILABLE_MESSAGE, headers=headers)
 
 
 def limit_body(app: FastAPI, max_bytes: int) -> None:
@@ -102,8 +146,13 @@ def limit_body(app: FastAPI, max_bytes: int) -> None:
 # runs the rest of the app in a task group of its own and streams its answer through memory
 # channels, on every request.
 
+_GONE: Message = {"type": "http.disconnect"}
+
 
 class _LimitBody:
+    """Not FastAPI's `max_body_size`: Starlette's limiter answers in plain text, and replaces
+    any answer to a request whose declared length is over the limit with its own."""
+
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app, self.max_bytes = app, max_bytes
 
@@ -115,17 +164,33 @@ class _LimitBody:
         if declared.isdigit() and int(declared) > self.max_bytes:
             await _too_large(self.max_bytes)(scope, receive, send)
             return
-        seen = 0
+        seen, refused = 0, False
 
         async def counted() -> Message:
-            nonlocal seen
+            # The 413 is sent from here rather than raised: FastAPI turns any error while it
+            # reads a body into a 400 of its own. To the app the client has gone away, and
+            # whatever it answers after that goes nowhere (routes read their body first).
+            nonlocal seen, refused
+            if refused:
+                return _GONE
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise BodyTooLargeError
-            return message
+            if seen <= self.max_bytes:
+                return message
+            refused = True
+            await _too_large(self.max_bytes)(scope, receive, send)
+            return _GONE
 
-        await self.app(scope, counted, send)
+        async def unless_refused(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        try:
+            await self.app(scope, counted, unless_refused)
+        except Exception:
+            if not refused:
+                raise
+            # The app failed on the body it did not get; the client already has its 413.
 
 
 class _Unexpected:
@@ -152,10 +217,11 @@ class _Unexpected:
         except Exception as exc:  # every failure gets the same safe answer
             if started:  # an answer is under way: it cannot be replaced
                 raise
-            if _too_large_in(exc):
-                response = _too_large(scope["app"].state.max_body_bytes)
+            # The class only: an unexpected message might hold what a person typed.
+            if isinstance(exc, DEPENDENCY_DOWN):
+                log.warning("API request failed: a dependency is down", error=type(exc).__name__)
+                response = _unavailable()
             else:
-                # The class only: an unexpected message might hold what a person typed.
                 log.error("API request failed", error=type(exc).__name__)
                 response = answer(
                     500,
@@ -184,8 +250,9 @@ def configure_errors(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> None:
     """Answer DomainErrors with the status of their first listed class (422 otherwise),
-    validation errors field by field, bodies over `max_body_bytes` with 413, and anything
-    unexpected with a bare 500."""
+    validation errors field by field, Starlette's refusals with their status, bodies over
+    `max_body_bytes` with 413, a dependency that is down with 503, and anything unexpected with
+    a bare 500: every one in the shape of `error_body`."""
 
     async def domain_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DomainError)
@@ -195,7 +262,7 @@ def configure_errors(
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RetriesExhaustedError, _busy)
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.state.max_body_bytes = max_body_bytes
+    app.add_exception_handler(HTTPException, _http_refused)
     limit_body(app, max_body_bytes)
     app.add_middleware(_Unexpected)  # added last: the outermost, so it sees every failure
 
@@ -244,9 +311,17 @@ def service_app(
 
 
 def request_context(
-    clock: Callable[[], datetime], caller: Principal, corr: str | None, key: str | None = None
+    clock: Callable[[], datetime],
+    caller: Principal,
+    corr: str | None,
+    key: Idempotency | None = None,
 ) -> CommandContext:
-    """The context of a command an HTTP request sends. With an Idempotency-Key the command id
-    derives from the caller and the key, so a retried request is the same command."""
-    command_id = uuid5(NAMESPACE_URL, f"{caller.subject}/{key}") if key else uuid4()
-    return CommandContext(command_id, clock(), corr or uuid4().hex, caller.subject)
+    """The context of a command an HTTP request sends. With an idempotency key the command id
+    derives from the caller and the key, so a retried request is the same command, and the
+    command keeps the request's fingerprint, so the key cannot name another request."""
+    if key is None:
+        return CommandContext(uuid4(), clock(), corr or uuid4().hex, caller.subject)
+    command_id = uuid5(NAMESPACE_URL, f"{caller.subject}/{key.key}")
+    return CommandContext(
+        command_id, clock(), corr or uuid4().hex, caller.subject, fingerprint=key.fingerprint
+    )

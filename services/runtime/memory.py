@@ -10,6 +10,7 @@ from uuid import UUID
 from services.runtime.events import (
     START,
     AppendResult,
+    CommandReusedError,
     ConcurrencyError,
     InvalidAppendError,
     NewEvent,
@@ -26,7 +27,7 @@ class InMemoryEventStore:
     def __init__(self) -> None:
         self._streams: dict[str, list[RecordedEvent]] = {}
         self._log: list[RecordedEvent] = []
-        self._commands: dict[UUID, AppendResult] = {}
+        self._commands: dict[UUID, tuple[AppendResult, bytes | None]] = {}
         self._event_ids: set[UUID] = set()
         self._lock = asyncio.Lock()
         self._tx_id = 0
@@ -37,11 +38,14 @@ class InMemoryEventStore:
         expected_version: int,
         events: Sequence[NewEvent],
         command_id: UUID | None = None,
+        fingerprint: bytes | None = None,
     ) -> AppendResult:
         prepared = prepare(stream_id, expected_version, events)
         async with self._lock:
             if command_id is not None and command_id in self._commands:
-                first = self._commands[command_id]
+                first, recorded_with = self._commands[command_id]
+                if None not in (fingerprint, recorded_with) and fingerprint != recorded_with:
+                    raise CommandReusedError
                 return AppendResult(first.stream_id, first.first_version, first.last_version, True)
             stream = self._streams.setdefault(stream_id, [])
             if len(stream) != expected_version:
@@ -72,8 +76,12 @@ class InMemoryEventStore:
                 self._event_ids.add(recorded.event_id)
             result = AppendResult(stream_id, expected_version + 1, expected_version + len(prepared))
             if command_id is not None:
-                self._commands[command_id] = result
+                self._commands[command_id] = (result, fingerprint)
             return result
+
+    async def command_fingerprint(self, command_id: UUID) -> bytes | None:
+        recorded = self._commands.get(command_id)
+        return None if recorded is None else recorded[1]
 
     async def read_stream(self, stream_id: str, from_version: int = 1) -> list[RecordedEvent]:
         return [e for e in self._streams.get(stream_id, []) if e.stream_version >= from_version]

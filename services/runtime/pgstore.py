@@ -13,6 +13,7 @@ import asyncpg
 from services.runtime.events import (
     START,
     AppendResult,
+    CommandReusedError,
     ConcurrencyError,
     EventStoreError,
     InvalidAppendError,
@@ -73,6 +74,7 @@ class AppendRequest:
     expected_version: int
     events: list[PreparedEvent]
     command_id: UUID | None
+    fingerprint: bytes | None
 
 
 class PostgresEventStore:
@@ -82,8 +84,9 @@ class PostgresEventStore:
         self.pool = pool
         self.schema = check_schema_name(schema)
         self._append_sql = (
-            f"SELECT * FROM {schema}.append_batch($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
+            f"SELECT * FROM {schema}.append_batch($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)"
         )
+        self._fingerprint_sql = f"SELECT fingerprint FROM {schema}.commands WHERE command_id = $1"
         self._read_stream_sql = (
             f"SELECT {_COLUMNS} FROM {schema}.events"
             " WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version"
@@ -96,9 +99,15 @@ class PostgresEventStore:
         expected_version: int,
         events: Sequence[NewEvent],
         command_id: UUID | None = None,
+        fingerprint: bytes | None = None,
     ) -> AppendResult:
         prepared = prepare(stream_id, expected_version, events)
-        return await self._write(AppendRequest(stream_id, expected_version, prepared, command_id))
+        request = AppendRequest(stream_id, expected_version, prepared, command_id, fingerprint)
+        return await self._write(request)
+
+    async def command_fingerprint(self, command_id: UUID) -> bytes | None:
+        found = await self.pool.fetchval(self._fingerprint_sql, command_id)
+        return None if found is None else bytes(found)
 
     async def _write(self, request: AppendRequest) -> AppendResult:
         try:
@@ -125,6 +134,7 @@ class PostgresEventStore:
             [e.metadata_json for e in events],
             [e.event.occurred_at for e in events],
             [e.content_hash for e in events],
+            [r.fingerprint for r in requests],
         )
 
     async def read_stream(self, stream_id: str, from_version: int = 1) -> list[RecordedEvent]:
@@ -258,6 +268,8 @@ def _outcome(request: AppendRequest, row: asyncpg.Record) -> AppendResult:
     status = row["status"]
     if status == "conflict":
         raise ConcurrencyError(request.stream_id, request.expected_version)
+    if status == "reused":
+        raise CommandReusedError
     return AppendResult(
         request.stream_id, row["first_version"], row["last_version"], status == "duplicate"
     )

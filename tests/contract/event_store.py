@@ -10,6 +10,7 @@ import pytest
 from services.runtime.events import (
     NO_STREAM,
     START,
+    CommandReusedError,
     ConcurrencyError,
     EventStore,
     InvalidAppendError,
@@ -63,6 +64,34 @@ class EventStoreContract:
         )
         assert again.duplicate
         assert [e.data["n"] for e in await store.read_stream("s-1")] == [1, 2]
+
+    async def test_a_command_id_with_another_fingerprint_is_refused_and_writes_nothing(
+        self, store: EventStore
+    ) -> None:
+        command_id = uuid4()
+        await store.append("s-1", NO_STREAM, [ev(n=1)], command_id, b"first request")
+        with pytest.raises(CommandReusedError):
+            await store.append("s-1", NO_STREAM, [ev(n=2)], command_id, b"another request")
+        with pytest.raises(CommandReusedError):  # on another stream too
+            await store.append("s-2", NO_STREAM, [ev(n=3)], command_id, b"another request")
+        assert [e.data["n"] for e in await store.read_stream("s-1")] == [1]
+        assert await store.read_stream("s-2") == []
+
+    async def test_a_command_id_with_its_own_fingerprint_returns_the_first_outcome(
+        self, store: EventStore
+    ) -> None:
+        command_id, unprinted = uuid4(), uuid4()
+        await store.append("s-1", NO_STREAM, [ev(n=1)], command_id, b"first request")
+        again = await store.append("s-1", NO_STREAM, [ev(n=2)], command_id, b"first request")
+        assert (again.first_version, again.last_version, again.duplicate) == (1, 1, True)
+        await store.append("s-2", NO_STREAM, [ev(n=3)], unprinted)
+        assert await store.command_fingerprint(command_id) == b"first request"
+        assert await store.command_fingerprint(unprinted) is None
+        assert await store.command_fingerprint(uuid4()) is None
+        # A command recorded without a fingerprint cannot be told apart: it is a repeat.
+        assert (await store.append("s-2", NO_STREAM, [ev(n=4)], unprinted, b"any")).duplicate
+        assert [e.data["n"] for e in await store.read_stream("s-1")] == [1]
+        assert [e.data["n"] for e in await store.read_stream("s-2")] == [3]
 
     async def test_read_all_follows_commit_order_across_streams(self, store: EventStore) -> None:
         await store.append("a", NO_STREAM, [ev(n=1)])

@@ -121,13 +121,13 @@ class RacingStore(InMemoryEventStore):
         super().__init__()
         self.races, self.appends = races, 0
 
-    async def append(self, stream_id, expected_version, events, command_id=None):  # type: ignore[no-untyped-def]
+    async def append(self, stream_id, expected_version, events, command_id=None, fingerprint=None):  # type: ignore[no-untyped-def]
         self.appends += 1
         if self.races > 0:
             self.races -= 1
             other = NewEvent("NameAdded", {"name": f"other-{self.races}"}, NOW)
             await super().append(stream_id, expected_version, [other])
-        return await super().append(stream_id, expected_version, events, command_id)
+        return await super().append(stream_id, expected_version, events, command_id, fingerprint)
 
 
 # The default deadline, shorter pauses: tests that lose many races need not wait long.

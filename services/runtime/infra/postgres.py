@@ -211,6 +211,15 @@ def pg_down(say: Say = say_stderr) -> bool:
     return True
 
 
+def pg_restart() -> None:
+    """Restart our running cluster at once (fast mode: open sessions are cut off), as the
+    outage tests do; an InfraError where there is no such cluster to restart."""
+    cluster = pg_cluster()
+    if cluster is None or not cluster.online:
+        raise InfraError(f"no running Debian cluster {PG_CLUSTER!r} to restart (pg_lsclusters)")
+    run(_privileged(["pg_ctlcluster", cluster.version, cluster.name, "restart", "-m", "fast"]))
+
+
 async def postgres_answers(url: str, timeout_s: float = 3.0) -> str | None:
     """The server version if `SELECT 1` works at `url`, else None."""
     try:

@@ -73,7 +73,7 @@ class World:
 
         yield ReviewApi(self.handlers, self.queries, lambda: NOW, ready)
 
-    async def case(self) -> str:
+    async def case(self, request_id: str = "req-1") -> str:
         stored = await self.blobs.put(PDF)
         letter = MaterialRef(
             role=MaterialRole.COMMITMENT_LETTER,
@@ -81,7 +81,7 @@ class World:
             content_type="application/pdf",
         )
         new = NewCase(
-            CaseType.MEMBER_BINDING, "req-1", REGION, "p_h", "p_m", None, None,
+            CaseType.MEMBER_BINDING, request_id, REGION, "p_h", "p_m", None, None,
             (letter, *MATERIALS[1:]),
         )  # fmt: skip
         ctx = CommandContext(uuid4(), NOW, "corr", "binding")
