@@ -62,6 +62,12 @@ def _field(loc: tuple[Any, ...]) -> str | None:
     return ".".join(names) or None
 
 
+def _reason_zh(error: Mapping[str, Any]) -> str:
+    """A published type (contracts' PydanticCustomError) brings its own Chinese."""
+    own = (error.get("ctx") or {}).get("zh")
+    return str(own or _INVALID_ZH.get(str(error.get("type")), "字段值无效"))
+
+
 async def _invalid_request(_: Request, exc: Exception) -> JSONResponse:
     """Field-level reasons in both languages; the rejected input is never echoed back."""
     assert isinstance(exc, RequestValidationError)
@@ -69,7 +75,7 @@ async def _invalid_request(_: Request, exc: Exception) -> JSONResponse:
         (
             _field(tuple(e.get("loc", ()))),
             str(e.get("type", "value_error")),
-            _INVALID_ZH.get(str(e.get("type")), "字段值无效"),
+            _reason_zh(e),
             str(e.get("msg", "The value is not valid")),
         )
         for e in exc.errors()

@@ -13,6 +13,7 @@ from asyncpg.exceptions import _base as asyncpg_base
 from fastapi import FastAPI, Request, UploadFile
 from pydantic import BaseModel
 
+from contracts.names import MESSAGE_ZH, PersonName
 from services.runtime.http import RETRY_AFTER_S, configure_errors
 
 LIMIT = 100
@@ -20,6 +21,10 @@ LIMIT = 100
 
 class Note(BaseModel):
     text: str
+
+
+class Person(BaseModel):
+    name: PersonName
 
 
 class Outage:
@@ -52,6 +57,10 @@ class World:
             self.bodies_seen += 1
             return {"size": len(body.text)}
 
+        @app.post("/persons")
+        async def person(body: Person) -> dict[str, str]:
+            return {"name": body.name}
+
         @app.post("/uploads")
         async def upload(file: UploadFile) -> dict[str, int]:
             self.bodies_seen += 1
@@ -79,6 +88,18 @@ async def test_a_body_within_the_limit_reaches_the_route(world: World) -> None:
     async with world.client() as client:
         answer = await client.post("/echo", content=b"x" * LIMIT)
     assert answer.json() == {"size": LIMIT}
+
+
+async def test_a_published_type_refuses_on_its_field_in_its_own_chinese(world: World) -> None:
+    async with world.client() as client:
+        answer = await client.post("/persons", json={"name": "*王"})
+    assert answer.status_code == 422
+    reason = answer.json()["errors"][0]
+    assert (reason["field"], reason["type"], reason["message"]["zh"]) == (
+        "name",
+        "name.invalid",
+        MESSAGE_ZH,
+    )
 
 
 async def test_a_declared_length_over_the_limit_is_refused_before_reading(world: World) -> None:
