@@ -104,13 +104,21 @@ def normalise_name(typed: str) -> str:
     return re.sub(" +", " ", name)
 
 
-def person_name(typed: str) -> str:
-    """`typed` normalised, if it is a name of one of the `NAME_FORMS`; else `name.invalid`."""
+def read_name(typed: str) -> str | None:
+    """`typed` normalised, if it is a name of one of the `NAME_FORMS`; else None."""
     name = normalise_name(typed) if len(typed) <= _MAX_TYPED else ""
-    if not any(
+    if any(
         form.min_length <= len(name) <= form.max_length and form.shape.fullmatch(name)
         for form in NAME_FORMS
     ):
+        return name
+    return None
+
+
+def person_name(typed: str) -> str:
+    """`read_name` for pydantic: a name that is none of the `NAME_FORMS` is `name.invalid`."""
+    name = read_name(typed)
+    if name is None:
         # The message never holds what was typed: errors are logged and answered.
         raise PydanticCustomError(NAME_INVALID, MESSAGE_EN, {"zh": MESSAGE_ZH})
     return name

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import assert_never
 
+from contracts.names import read_name
 from services.identity.errors import (
     FaceCheckNotPassedError,
     FaceCheckPurposeError,
@@ -48,7 +48,6 @@ from services.identity.person_events import (
 )
 from services.runtime.decider import Decider
 
-NAME_MAX_LENGTH = 64
 # A face check proves presence only briefly: the step it allows must follow it within this
 # time. A password reset gets the life of an unbinding proof (services.runtime.auth).
 FACE_CHECK_FRESH_FOR: dict[FacePurpose, timedelta] = {
@@ -192,10 +191,8 @@ def make_person_decider(
 def _register(command: RegisterPerson, state: Person | None) -> Sequence[PersonEvent]:
     if state is not None:
         raise PersonAlreadyRegisteredError
-    name = unicodedata.normalize("NFKC", command.name).strip()
-    if not 1 <= len(name) <= NAME_MAX_LENGTH or any(
-        ch.isdigit() or unicodedata.category(ch).startswith("C") for ch in name
-    ):
+    name = read_name(command.name)
+    if name is None:
         raise InvalidNameError
     number = parse_id_number(command.id_number, command.today)
     _check_place(command.insured_place)

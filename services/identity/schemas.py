@@ -8,7 +8,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from contracts.names import PersonName
+from contracts.names import PersonName, mask_name
 from services.identity.domain import Person
 from services.identity.face_check import FaceCheck, FaceCheckStatus, FaceFailureReason, FacePurpose
 from services.identity.id_number import mask_id_number
@@ -129,10 +129,6 @@ class ProviderCallback(_Body):
     check_id: str = Field(max_length=64)
     outcome: CallbackOutcome
     reason: FaceFailureReason | None = None  # required when failed; provider_error if missing
-
-
-def mask_name(name: str) -> str:
-    return name[:1] + "*" * (len(name) - 1)
 
 
 def profile_of(person: Person) -> Profile:
