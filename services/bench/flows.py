@@ -63,7 +63,7 @@ from services.bench.common import FLOW_TARGETS, BenchConfig, BenchError, Say, ra
 from services.binding.handlers import china_today
 from services.binding.rules import BindingKind, Method, Relation
 from services.demo.people import NANCHANG_DISTRICT, Person, household_page_pdf, signature_png
-from services.demo.stack import SERVICES, migrate_stack, running_stack
+from services.demo.stack import SERVICES, drop_stack, migrate_stack, running_stack
 from services.identity.id_number import check_char, parse_id_number
 from services.review.events import CaseType, ReviewMode
 from services.runtime.auth import Principal, Role, issue_token, jwt_secret
@@ -831,15 +831,6 @@ async def _drop_topics(bootstrap: str, namespace: str) -> None:
         await admin.close()
 
 
-async def _drop_schemas(database_url: str, schemas: dict[str, str]) -> None:
-    conn = await asyncpg.connect(database_url)
-    try:
-        for schema in schemas.values():
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
-
-
 def flow_schemas(base: str) -> dict[str, str]:
     return {service: f"{base}_f_{service}" for service in SERVICES}
 
@@ -882,7 +873,7 @@ async def _phase(
                 return await _measure(services, cfg, settings, say)
     finally:
         with contextlib.suppress(Exception):
-            await _drop_schemas(settings.database_url, schemas)
+            await drop_stack(settings.database_url, schemas)
         with contextlib.suppress(Exception):
             await _drop_topics(bootstrap, namespace)
 

@@ -33,7 +33,6 @@ from services.runtime.auth import Principal, Role, TokenError, decode_token
 from services.runtime.decider import CommandContext, RetriesExhaustedError
 from services.runtime.errors import DomainError
 from services.runtime.http import (
-    DEPENDENCY_DOWN,
     RETRY_AFTER_S,
     UNAVAILABLE_MESSAGE,
     http_refusal,
@@ -41,6 +40,7 @@ from services.runtime.http import (
 )
 from services.runtime.idempotency import Idempotency, keyed
 from services.runtime.logging import get_logger
+from services.runtime.outages import UNAVAILABLE
 
 if TYPE_CHECKING:
     from services.review.api import ReviewApi
@@ -181,7 +181,7 @@ class _ConsoleRoute(APIRoute):
             except HTTPException as exc:  # a body FastAPI could not read
                 code, (zh, en) = http_refusal(exc)
                 response = _error_page(request, exc.status_code, code, zh, en)
-            except DEPENDENCY_DOWN as exc:
+            except UNAVAILABLE as exc:
                 log.warning(
                     "console request failed: a dependency is down", error=type(exc).__name__
                 )

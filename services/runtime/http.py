@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any, Protocol
 from uuid import NAMESPACE_URL, uuid4, uuid5
 
-import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -26,7 +25,7 @@ from services.runtime.decider import CommandContext, RetriesExhaustedError
 from services.runtime.errors import DomainError, error_body
 from services.runtime.idempotency import Idempotency
 from services.runtime.logging import get_logger
-from services.runtime.relay import UNAVAILABLE
+from services.runtime.outages import UNAVAILABLE
 
 log = get_logger(__name__)
 
@@ -121,14 +120,6 @@ async def _http_refused(_: Request, exc: Exception) -> JSONResponse:
     return answer(exc.status_code, code, None, message, headers=exc.headers)
 
 
-# What says a dependency is down rather than a bug: the relay's list, and what PostgreSQL
-# answers while it shuts down or starts up (57P01-57P03), which a restart shows every request.
-DEPENDENCY_DOWN: tuple[type[BaseException], ...] = (
-    *UNAVAILABLE,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    asyncpg.CannotConnectNowError,
-)
 RETRY_AFTER_S = 3  # about how long a PostgreSQL restart takes
 UNAVAILABLE_MESSAGE = (
     "服务暂时不可用，请稍后重试",
@@ -224,7 +215,7 @@ class _Unexpected:
             if started:  # an answer is under way: it cannot be replaced
                 raise
             # The class only: an unexpected message might hold what a person typed.
-            if isinstance(exc, DEPENDENCY_DOWN):
+            if isinstance(exc, UNAVAILABLE):  # a dependency is down, not a bug
                 log.warning("API request failed: a dependency is down", error=type(exc).__name__)
                 response = _unavailable()
             else:

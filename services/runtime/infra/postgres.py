@@ -211,12 +211,13 @@ def pg_down(say: Say = say_stderr) -> bool:
     return True
 
 
-def pg_restart() -> None:
-    """Restart our running cluster at once (fast mode: open sessions are cut off), as the
-    outage tests do; an InfraError where there is no such cluster to restart."""
+def pg_restart(say: Say = say_stderr) -> None:
+    """Restart our cluster as an operator would (`pg_ctlcluster restart`, fast mode: open
+    sessions are ended); returns once it accepts connections again."""
     cluster = pg_cluster()
     if cluster is None or not cluster.online:
-        raise InfraError(f"no running Debian cluster {PG_CLUSTER!r} to restart (pg_lsclusters)")
+        raise InfraError(f"PostgreSQL cluster {PG_CLUSTER} is not running; run `qinqing infra up`")
+    say(f"postgres: restarting cluster {cluster.version}/{cluster.name}")
     run(_privileged(["pg_ctlcluster", cluster.version, cluster.name, "restart", "-m", "fast"]))
 
 
