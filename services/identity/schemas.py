@@ -5,7 +5,7 @@
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from services.identity.domain import Person
 from services.identity.face_check import FaceCheck, FaceCheckStatus, FaceFailureReason, FacePurpose
@@ -21,7 +21,7 @@ class RegisterPersonBody(_Body):
     name: str = Field(max_length=256)
     id_number: str = Field(max_length=64, description="18 characters; a lower-case x is accepted")
     insured_place: str = Field(max_length=16, description="6-digit region code")
-    personal_account: bool = Field(
+    personal_account: StrictBool = Field(
         default=False,
         description="Insured by employee insurance with a personal account (个人账户).",
     )
