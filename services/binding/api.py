@@ -154,7 +154,7 @@ def _routes(app: FastAPI) -> None:
     @app.get(
         "/bindings/{request_id}",
         tags=["bindings"],
-        responses=refusals(401, 403, 404, 503),
+        responses=refusals(401, 403, 404, 422, 503),
     )
     async def binding_status(request_id: str, api: Api, caller: Insured) -> FamilyMember:
         found = [m for m in await api.current(caller.subject) if m.request_id == request_id]
@@ -252,7 +252,7 @@ def _routes(app: FastAPI) -> None:
     @app.get(
         "/members/{member}/holders",
         tags=["family"],
-        responses=refusals(401, 403, 503),
+        responses=refusals(401, 403, 422, 503),
     )
     async def holders_of_member(member: str, api: Api, caller: Anyone) -> list[MemberHolder]:
         """Who has the member bound: the member themself, auditors and operators."""

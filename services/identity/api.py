@@ -137,7 +137,7 @@ def _routes(app: FastAPI) -> None:
     async def my_profile(api: Api, caller: Insured) -> Profile:
         return await person_profile(caller.subject, api, caller)
 
-    @app.get("/persons/{pseudonym}", tags=["persons"], responses=refusals(401, 403, 404, 503))
+    @app.get("/persons/{pseudonym}", tags=["persons"], responses=refusals(401, 403, 404, 422, 503))
     async def person_profile(pseudonym: str, api: Api, caller: InsuredOrOperator) -> Profile:
         person = await api.handlers.person(pseudonym)
         # Someone else's pseudonym reads as unknown, so a person's existence does not leak.
@@ -238,7 +238,7 @@ def _face_routes(app: FastAPI) -> None:
     @app.get(
         "/face-checks/{check_id}",
         tags=["face checks"],
-        responses=refusals(401, 403, 404, 503),
+        responses=refusals(401, 403, 404, 422, 503),
     )
     async def face_check_status(
         request: Request, check_id: str, api: Api, caller: Insured
