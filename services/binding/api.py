@@ -42,7 +42,7 @@ from services.runtime.errors import DomainError
 from services.runtime.events import Position
 from services.runtime.http import request_context, service_app
 from services.runtime.openapi import refusals
-from services.runtime.params import as_of
+from services.runtime.params import PathId, as_of
 
 _END_OF_TIME = datetime.max.replace(tzinfo=UTC)
 
@@ -156,7 +156,7 @@ def _routes(app: FastAPI) -> None:
         tags=["bindings"],
         responses=refusals(401, 403, 404, 422, 503),
     )
-    async def binding_status(request_id: str, api: Api, caller: Insured) -> FamilyMember:
+    async def binding_status(request_id: PathId, api: Api, caller: Insured) -> FamilyMember:
         found = [m for m in await api.current(caller.subject) if m.request_id == request_id]
         if not found:
             raise RequestNotFoundError  # another holder's request reads as unknown
@@ -181,7 +181,7 @@ def _routes(app: FastAPI) -> None:
         tags=["materials"],
         responses=refusals(401, 403, 404, 409, 422, 503),
     )
-    async def commitment_letter(request_id: str, api: Api, caller: Insured) -> Response:
+    async def commitment_letter(request_id: PathId, api: Api, caller: Insured) -> Response:
         pdf = await api.handlers.commitment_letter(caller.subject, request_id)
         disposition = f'inline; filename="commitment-letter-{request_id}.pdf"'
         return Response(
@@ -194,7 +194,7 @@ def _routes(app: FastAPI) -> None:
         responses=refusals(401, 403, 404, 409, 413, 422, 503),
     )
     async def sign_letter(
-        request_id: str, body: SignatureBody, api: Api, caller: Insured, corr: Correlation = None
+        request_id: PathId, body: SignatureBody, api: Api, caller: Insured, corr: Correlation = None
     ) -> RequestState:
         """Sign the letter as downloaded, with a signature image uploaded to /materials."""
         ctx = request_context(api.clock, caller, corr)
@@ -209,7 +209,7 @@ def _routes(app: FastAPI) -> None:
         responses=refusals(401, 403, 404, 409, 413, 422, 503),
     )
     async def submit_materials(
-        request_id: str, body: MaterialsBody, api: Api, caller: Insured, corr: Correlation = None
+        request_id: PathId, body: MaterialsBody, api: Api, caller: Insured, corr: Correlation = None
     ) -> RequestState:
         """Attach both household register pages: the request goes to a reviewer."""
         ctx = request_context(api.clock, caller, corr)
@@ -239,7 +239,7 @@ def _routes(app: FastAPI) -> None:
         responses=refusals(401, 403, 422, 503),
     )
     async def holders_family(
-        holder: str,
+        holder: PathId,
         api: Api,
         caller: Staff,
         as_of: AsOf,
@@ -254,7 +254,7 @@ def _routes(app: FastAPI) -> None:
         tags=["family"],
         responses=refusals(401, 403, 422, 503),
     )
-    async def holders_of_member(member: str, api: Api, caller: Anyone) -> list[MemberHolder]:
+    async def holders_of_member(member: PathId, api: Api, caller: Anyone) -> list[MemberHolder]:
         """Who has the member bound: the member themself, auditors and operators."""
         if caller.role is Role.INSURED and caller.subject != member:
             return []
@@ -266,7 +266,7 @@ def _routes(app: FastAPI) -> None:
         responses=refusals(401, 403, 404, 409, 413, 422, 503),
     )
     async def revoke(
-        member: str, body: RevokeBody, api: Api, caller: Insured, corr: Correlation = None
+        member: PathId, body: RevokeBody, api: Api, caller: Insured, corr: Correlation = None
     ) -> RequestState:
         """Unbind, confirmed by identity's proof of the payment password or a face check."""
         ctx = request_context(api.clock, caller, corr)

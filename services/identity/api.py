@@ -53,6 +53,7 @@ from services.runtime.auth import (
 from services.runtime.errors import DomainError
 from services.runtime.http import request_context, service_app
 from services.runtime.openapi import refusals
+from services.runtime.params import PathId
 
 CHINA = ZoneInfo("Asia/Shanghai")  # ID numbers' birth dates and ages count in China's days
 SIGNATURE_HEADER = "X-Signature"
@@ -138,7 +139,7 @@ def _routes(app: FastAPI) -> None:
         return await person_profile(caller.subject, api, caller)
 
     @app.get("/persons/{pseudonym}", tags=["persons"], responses=refusals(401, 403, 404, 422, 503))
-    async def person_profile(pseudonym: str, api: Api, caller: InsuredOrOperator) -> Profile:
+    async def person_profile(pseudonym: PathId, api: Api, caller: InsuredOrOperator) -> Profile:
         person = await api.handlers.person(pseudonym)
         # Someone else's pseudonym reads as unknown, so a person's existence does not leak.
         if person is None or (caller.role is Role.INSURED and pseudonym != caller.subject):
@@ -241,7 +242,7 @@ def _face_routes(app: FastAPI) -> None:
         responses=refusals(401, 403, 404, 422, 503),
     )
     async def face_check_status(
-        request: Request, check_id: str, api: Api, caller: Insured
+        request: Request, check_id: PathId, api: Api, caller: Insured
     ) -> FaceCheckView:
         check = await api.handlers.face_check(check_id)
         if check is None or caller.subject not in (check.subject, check.on_behalf_of):

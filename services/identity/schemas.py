@@ -11,6 +11,7 @@ from services.identity.domain import Person
 from services.identity.face_check import FaceCheck, FaceCheckStatus, FaceFailureReason, FacePurpose
 from services.identity.id_number import mask_id_number
 from services.identity.person_events import Channel
+from services.runtime.params import Id
 
 
 class _Body(BaseModel):
@@ -52,7 +53,7 @@ class InsuredPlaceBody(_Body):
 
 class ActivateBody(_Body):
     channel: Channel
-    face_check_id: str = Field(max_length=64)
+    face_check_id: Id
 
 
 class SetPasswordBody(_Body):
@@ -103,7 +104,7 @@ class CallbackOutcome(StrEnum):
 
 
 class ProviderCallback(_Body):
-    check_id: str = Field(max_length=64)
+    check_id: Id
     outcome: CallbackOutcome
     reason: FaceFailureReason | None = None  # required when failed; provider_error if missing
 

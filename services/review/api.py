@@ -32,6 +32,7 @@ from services.review.schemas import (
 from services.runtime.auth import Principal, Role, require
 from services.runtime.http import request_context, service_app
 from services.runtime.openapi import refusals
+from services.runtime.params import PathId
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,6 @@ Reviewer = Annotated[Principal, Depends(require(Role.REVIEWER))]
 Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
 Correlation = Annotated[str | None, Header(alias="X-Correlation-ID", max_length=128)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
-CaseId = Annotated[str, Path(max_length=64)]
 
 
 def _routes(app: FastAPI) -> None:
@@ -95,7 +95,7 @@ def _routes(app: FastAPI) -> None:
         tags=["cases"],
         responses=refusals(401, 403, 404, 422, 503),
     )
-    async def case(case_id: CaseId, api: Api, caller: Reviewer) -> CaseView:
+    async def case(case_id: PathId, api: Api, caller: Reviewer) -> CaseView:
         return case_view(await api.handlers.case_detail(case_id, caller))
 
     @app.post(
@@ -104,7 +104,7 @@ def _routes(app: FastAPI) -> None:
         responses=refusals(401, 403, 404, 409, 422, 503),
     )
     async def claim(
-        case_id: CaseId, api: Api, caller: Reviewer, *, corr: Correlation = None,
+        case_id: PathId, api: Api, caller: Reviewer, *, corr: Correlation = None,
         key: IdempotencyKey = None,
     ) -> CaseView:  # fmt: skip
         await api.handlers.claim(case_id, caller, request_context(api.clock, caller, corr, key))
@@ -116,7 +116,7 @@ def _routes(app: FastAPI) -> None:
         responses=refusals(401, 403, 404, 409, 422, 503),
     )
     async def approve(
-        case_id: CaseId, api: Api, caller: Reviewer, *, corr: Correlation = None,
+        case_id: PathId, api: Api, caller: Reviewer, *, corr: Correlation = None,
         key: IdempotencyKey = None,
     ) -> CaseView:  # fmt: skip
         await api.handlers.approve(case_id, caller, request_context(api.clock, caller, corr, key))
@@ -128,7 +128,7 @@ def _routes(app: FastAPI) -> None:
         responses=refusals(401, 403, 404, 409, 413, 422, 503),
     )
     async def reject(
-        case_id: CaseId, body: RejectBody, api: Api, caller: Reviewer, *,
+        case_id: PathId, body: RejectBody, api: Api, caller: Reviewer, *,
         corr: Correlation = None, key: IdempotencyKey = None,
     ) -> CaseView:  # fmt: skip
         ctx = request_context(api.clock, caller, corr, key)
@@ -145,7 +145,7 @@ def _routes(app: FastAPI) -> None:
         },
     )
     async def material(
-        case_id: CaseId,
+        case_id: PathId,
         sha256: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")],
         api: Api,
         caller: Reviewer,

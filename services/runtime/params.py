@@ -1,6 +1,6 @@
-"""Request values read strictly where pydantic's lax reading would be wrong: dates and instants
-only as ISO 8601 text (never a number taken for seconds since 1970), and `as_of` as an instant
-or a log position."""
+"""Request values read strictly where a lax reading would be wrong: ids only as the services
+hand them out, dates only as ISO 8601 text (never a number taken for seconds since 1970), and
+`as_of` as an instant with its offset or a log position."""
 
 # No `from __future__ import annotations`: FastAPI reads the dependency's annotations at run time.
 # Chinese messages use full-width punctuation, as Chinese text should.
@@ -10,12 +10,19 @@ import re
 from datetime import date, datetime
 from typing import Annotated, ClassVar
 
-from fastapi import Query
-from pydantic import BeforeValidator
+from fastapi import Path, Query
+from pydantic import BeforeValidator, StringConstraints
 from pydantic_core import PydanticCustomError
 
 from services.runtime.errors import DomainError
 from services.runtime.events import Position
+
+# What names a record here: a UUID, or a pseudonym in URL-safe base64 (`p_…`, `bc-…`). Nothing
+# else can name one, so nothing else reaches a query: least of all NUL, which PostgreSQL
+# refuses in text (it answered a 500).
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+PathId = Annotated[str, Path(pattern=ID_PATTERN)]
 
 
 def _not_a_number(value: object) -> object:

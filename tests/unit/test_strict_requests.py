@@ -1,7 +1,7 @@
 """Requests are read strictly where a lax reading would be wrong: a boolean is true or false,
 never "yes" or 1; a date or an instant is ISO 8601 text, never a number taken for seconds since
-1970; `as_of` is an instant with its offset or a log position. Each refusal is a field-level
-422 in both languages."""
+1970; `as_of` is an instant with its offset or a log position; an id is one the services hand
+out. Each refusal is a field-level 422 in both languages."""
 
 from __future__ import annotations
 
@@ -100,3 +100,31 @@ async def test_a_search_limit_is_a_json_integer(stack: Served, value: object) ->
     body = {"id_number": "360426199101010071", "limit": value}
     answer = await client.post("/cases/search", json=body, headers=bearer(NANCHANG))
     refused(answer, "limit")
+
+
+@pytest.mark.parametrize("check_id", ["\u0000", "a b", "../persons", "x" * 65])
+async def test_an_id_no_service_hands_out_is_refused_before_it_is_looked_up(
+    stack: Served, check_id: str
+) -> None:
+    client = stack.clients["identity"]
+    body = {"channel": "wechat", "face_check_id": check_id}
+    answer = await client.post(
+        "/persons/me/voucher-activations", json=body, headers=bearer(INSURED)
+    )
+    refused(answer, "face_check_id")
+
+
+@pytest.mark.parametrize(
+    ("service", "path", "field"),
+    [
+        ("identity", "/face-checks/%00", "check_id"),
+        ("binding", "/bindings/a%20b", "request_id"),
+        ("review", "/cases/%00", "case_id"),
+    ],
+)
+async def test_an_id_in_a_path_is_one_the_services_hand_out(
+    stack: Served, service: str, path: str, field: str
+) -> None:
+    who = NANCHANG if service == "review" else INSURED
+    answer = await stack.clients[service].get(path, headers=bearer(who))
+    refused(answer, field)
