@@ -151,6 +151,8 @@ def _fuzz(operation: Any, mode: GenerationMode, call: Callable[[Any], None]) -> 
     return []
 
 
+# schemathesis's own strategies draw from `random`, which Hypothesis warns about on every case.
+@pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
 @pytest.mark.parametrize("service", SERVICES)
 def test_each_route_answers_as_its_document_says(
     stack: Stack, tokens: dict[Role, str], service: str
