@@ -136,7 +136,7 @@ def _routes(app: FastAPI) -> None:
         "/bindings",
         status_code=202,
         tags=["bindings"],
-        responses=refusals(401, 403, 409, 413, 422, 503),
+        responses=refusals(400, 401, 403, 409, 413, 422, 503),
     )
     async def request_binding(
         form: BindingForm,
@@ -166,7 +166,7 @@ def _routes(app: FastAPI) -> None:
         "/materials",
         status_code=201,
         tags=["materials"],
-        responses=refusals(401, 403, 413, 422, 503),
+        responses=refusals(400, 401, 403, 413, 422, 503),
     )
     async def upload_material(file: UploadFile, api: Api, caller: Insured) -> StoredMaterial:
         """JPEG, PNG or PDF up to 10 MiB; stored once, addressed by its SHA-256."""
@@ -191,7 +191,7 @@ def _routes(app: FastAPI) -> None:
     @app.post(
         "/bindings/{request_id}/commitment-letter/signature",
         tags=["materials"],
-        responses=refusals(401, 403, 404, 409, 413, 422, 503),
+        responses=refusals(400, 401, 403, 404, 409, 413, 422, 503),
     )
     async def sign_letter(
         request_id: PathId, body: SignatureBody, api: Api, caller: Insured, corr: Correlation = None
@@ -206,7 +206,7 @@ def _routes(app: FastAPI) -> None:
     @app.post(
         "/bindings/{request_id}/materials",
         tags=["materials"],
-        responses=refusals(401, 403, 404, 409, 413, 422, 503),
+        responses=refusals(400, 401, 403, 404, 409, 413, 422, 503),
     )
     async def submit_materials(
         request_id: PathId, body: MaterialsBody, api: Api, caller: Insured, corr: Correlation = None
@@ -263,7 +263,7 @@ def _routes(app: FastAPI) -> None:
     @app.post(
         "/family/members/{member}/revocation",
         tags=["family"],
-        responses=refusals(401, 403, 404, 409, 413, 422, 503),
+        responses=refusals(400, 401, 403, 404, 409, 413, 422, 503),
     )
     async def revoke(
         member: PathId, body: RevokeBody, api: Api, caller: Insured, corr: Correlation = None

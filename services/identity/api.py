@@ -118,7 +118,7 @@ def _routes(app: FastAPI) -> None:
         "/persons",
         status_code=201,
         tags=["persons"],
-        responses=refusals(401, 403, 409, 413, 422, 503),
+        responses=refusals(400, 401, 403, 409, 413, 422, 503),
     )
     async def register_person(
         body: RegisterPersonBody, api: Api, caller: Operator, corr: Correlation = None
@@ -150,7 +150,7 @@ def _routes(app: FastAPI) -> None:
         "/persons/me/insured-places",
         status_code=204,
         tags=["persons"],
-        responses=refusals(401, 403, 404, 409, 413, 422, 503),
+        responses=refusals(400, 401, 403, 404, 409, 413, 422, 503),
     )
     async def add_insured_place(
         body: InsuredPlaceBody, api: Api, caller: Insured, corr: Correlation = None
@@ -162,7 +162,7 @@ def _routes(app: FastAPI) -> None:
         "/persons/me/current-insured-place",
         status_code=204,
         tags=["persons"],
-        responses=refusals(401, 403, 404, 409, 413, 422, 503),
+        responses=refusals(400, 401, 403, 404, 409, 413, 422, 503),
     )
     async def switch_insured_place(
         body: InsuredPlaceBody, api: Api, caller: Insured, corr: Correlation = None
@@ -174,7 +174,7 @@ def _routes(app: FastAPI) -> None:
         "/persons/me/voucher-activations",
         status_code=204,
         tags=["persons"],
-        responses=refusals(401, 403, 404, 409, 413, 422, 503),
+        responses=refusals(400, 401, 403, 404, 409, 413, 422, 503),
     )
     async def activate_voucher(
         body: ActivateBody, api: Api, caller: Insured, corr: Correlation = None
@@ -186,7 +186,7 @@ def _routes(app: FastAPI) -> None:
         "/persons/me/payment-password",
         status_code=204,
         tags=["payment password"],
-        responses=refusals(401, 403, 404, 409, 413, 422, 503),
+        responses=refusals(400, 401, 403, 404, 409, 413, 422, 503),
     )
     async def set_payment_password(
         body: SetPasswordBody, api: Api, caller: Insured, corr: Correlation = None
@@ -197,7 +197,7 @@ def _routes(app: FastAPI) -> None:
     @app.post(
         "/persons/me/payment-password/verification",
         tags=["payment password"],
-        responses=refusals(401, 403, 404, 409, 413, 422, 423, 503),
+        responses=refusals(400, 401, 403, 404, 409, 413, 422, 423, 503),
     )
     async def verify_payment_password(
         request: Request,
@@ -219,7 +219,7 @@ def _face_routes(app: FastAPI) -> None:
         "/face-checks",
         status_code=202,
         tags=["face checks"],
-        responses=refusals(401, 403, 404, 409, 413, 422, 503),
+        responses=refusals(400, 401, 403, 404, 409, 413, 422, 503),
     )
     async def request_face_check(
         request: Request,
@@ -258,7 +258,7 @@ def _face_routes(app: FastAPI) -> None:
         status_code=204,
         tags=["face checks"],
         dependencies=[Depends(_signed_by_provider)],
-        responses=refusals(401, 404, 409, 413, 422, 503),
+        responses=refusals(400, 401, 404, 409, 413, 422, 503),
         description=f"Signed by the provider: `{SIGNATURE_HEADER}` is the hex HMAC-SHA256 of"
         " the raw body. No bearer token.",
     )

@@ -81,7 +81,7 @@ def _routes(app: FastAPI) -> None:
     @app.post(
         "/cases/search",
         tags=["queue"],
-        responses=refusals(401, 403, 413, 422, 503),
+        responses=refusals(400, 401, 403, 413, 422, 503),
     )
     async def search(body: SearchBody, api: Api, caller: Reviewer) -> QueueView:
         """Open cases in the caller's regions of the person (holder or member) with the number."""
@@ -125,7 +125,7 @@ def _routes(app: FastAPI) -> None:
     @app.post(
         "/cases/{case_id}/reject",
         tags=["cases"],
-        responses=refusals(401, 403, 404, 409, 413, 422, 503),
+        responses=refusals(400, 401, 403, 404, 409, 413, 422, 503),
     )
     async def reject(
         case_id: PathId, body: RejectBody, api: Api, caller: Reviewer, *,
@@ -178,7 +178,7 @@ def _routes(app: FastAPI) -> None:
     @app.put(
         "/policies/{region}/{case_type}",
         tags=["operators"],
-        responses=refusals(401, 403, 409, 413, 422, 503),
+        responses=refusals(400, 401, 403, 409, 413, 422, 503),
     )
     async def set_policy(
         region: Annotated[str, Path(max_length=6, description="36, 3601, 360102, 360000 or *")],

@@ -40,6 +40,7 @@ _CHALLENGE = {"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type":
 
 # What each status means on any route; a route lists the ones it can answer.
 _MEANING: dict[int, tuple[str, dict[str, Any]]] = {
+    400: ("The body could not be read at all (not UTF-8 JSON, or broken multipart)", {}),
     401: ("No valid credentials: the bearer token is missing, invalid or expired", _CHALLENGE),
     403: ("The caller's role or region may not do this", {}),
     404: ("No such resource, or one the caller may not see", {}),

@@ -55,14 +55,14 @@ OPS = {"/healthz", "/readyz"}
 
 
 def implied(operation: dict[str, Any]) -> set[int]:
-    """What an operation's shape implies: 401/403 where it takes a bearer token, 413 where
-    it takes a body, 422 where anything the client sends is validated, and 503 everywhere
-    (every service route uses the database)."""
+    """What an operation's shape implies: 401/403 where it takes a bearer token, 400 and 413
+    where it takes a body, 422 where anything the client sends is validated, and 503
+    everywhere (every service route uses the database)."""
     statuses = {503}
     if "security" in operation:
         statuses |= {401, 403}
     if "requestBody" in operation:
-        statuses |= {413, 422}
+        statuses |= {400, 413, 422}
     if operation.get("parameters"):  # FastAPI validates even a path parameter of any text
         statuses.add(422)
     return statuses
