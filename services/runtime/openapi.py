@@ -50,12 +50,11 @@ _MEANING: dict[int, tuple[str, dict[str, Any]]] = {
     423: ("Locked for a while after too many wrong attempts", {}),
     503: ("The database does not answer; retry after `Retry-After`", _RETRY_AFTER),
 }
-REFUSALS = frozenset(_MEANING)
 
 
 def refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """A route's `responses=` for the refusals it can answer, each with the error answer."""
-    unknown = set(statuses) - REFUSALS
+    unknown = set(statuses) - set(_MEANING)
     if unknown:
         raise ValueError(f"no meaning written down for statuses {sorted(unknown)}")
     documented: dict[int | str, dict[str, Any]] = {}

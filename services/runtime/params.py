@@ -26,7 +26,7 @@ PathId = Annotated[str, Path(pattern=ID_PATTERN)]
 
 
 def _not_a_number(value: object) -> object:
-    """Lax pydantic reads 12, "12" and even "20240101" as seconds since 1970."""
+    """Lax pydantic reads 0, 86400 or "1735689600" as a day, counted in seconds since 1970."""
     if isinstance(value, date):  # built in code, not read from a request
         return value
     if not isinstance(value, str) or _is_number(value):
