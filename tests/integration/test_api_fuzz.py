@@ -86,7 +86,8 @@ def stack(database_url: str, kafka_bootstrap: str) -> Iterator[Stack]:
         finally:
             await _drop(database_url, schemas)
 
-    thread = threading.Thread(target=asyncio.run, args=(serve(),), name="fuzzed-stack")
+    # A daemon: should the stack hang while starting, the test run still ends.
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
     thread.start()
     running = started.get(timeout=180)
     if isinstance(running, BaseException):
