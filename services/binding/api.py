@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import asyncpg
-from fastapi import Depends, FastAPI, Header, Query, Request, Response, UploadFile
+from fastapi import Depends, FastAPI, Header, Request, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.binding.domain import BindRequest
@@ -39,8 +39,11 @@ from services.binding.rules import BindingKind
 from services.runtime.auth import Principal, Role, require
 from services.runtime.blobs import MAX_MATERIAL_BYTES
 from services.runtime.errors import DomainError
+from services.runtime.events import Position
 from services.runtime.http import request_context, service_app
 from services.runtime.idempotency import IdempotencyKey
+from services.runtime.openapi import refusals
+from services.runtime.params import PathId, as_of
 
 _END_OF_TIME = datetime.max.replace(tzinfo=UTC)
 
@@ -55,7 +58,9 @@ class BindingApi:
     clock: Callable[[], datetime]
     ready: Callable[[], Awaitable[bool]]
 
-    async def current(self, holder: str, as_of: datetime | None = None) -> list[FamilyMember]:
+    async def current(
+        self, holder: str, as_of: Position | datetime | None = None
+    ) -> list[FamilyMember]:
         """The holder's requests folded from their stream: fresh (the projection may lag a
         moment behind), or as they stood at `as_of`."""
         return await family_view_as_of(self.pool, self.schema, holder, as_of or _END_OF_TIME)
@@ -71,6 +76,7 @@ Api = Annotated[BindingApi, Depends(_api)]
 Insured = Annotated[Principal, Depends(require(Role.INSURED))]
 Staff = Annotated[Principal, Depends(require(Role.AUDITOR, Role.OPERATOR))]
 Anyone = Annotated[Principal, Depends(require(Role.INSURED, Role.AUDITOR, Role.OPERATOR))]
+AsOf = Annotated[Position | datetime | None, Depends(as_of)]
 Correlation = Annotated[str | None, Header(alias="X-Correlation-ID", max_length=128)]
 
 
@@ -126,7 +132,12 @@ def _state(request_id: str, request: BindRequest) -> RequestState:
 
 
 def _routes(app: FastAPI) -> None:
-    @app.post("/bindings", status_code=202, tags=["bindings"])
+    @app.post(
+        "/bindings",
+        status_code=202,
+        tags=["bindings"],
+        responses=refusals(400, 401, 403, 409, 413, 422, 503),
+    )
     async def request_binding(
         form: BindingForm,
         api: Api,
@@ -140,14 +151,23 @@ def _routes(app: FastAPI) -> None:
         )
         return _state(accepted.request_id, accepted.request)
 
-    @app.get("/bindings/{request_id}", tags=["bindings"])
-    async def binding_status(request_id: str, api: Api, caller: Insured) -> FamilyMember:
+    @app.get(
+        "/bindings/{request_id}",
+        tags=["bindings"],
+        responses=refusals(401, 403, 404, 422, 503),
+    )
+    async def binding_status(request_id: PathId, api: Api, caller: Insured) -> FamilyMember:
         found = [m for m in await api.current(caller.subject) if m.request_id == request_id]
         if not found:
             raise RequestNotFoundError  # another holder's request reads as unknown
         return found[0]
 
-    @app.post("/materials", status_code=201, tags=["materials"])
+    @app.post(
+        "/materials",
+        status_code=201,
+        tags=["materials"],
+        responses=refusals(400, 401, 403, 413, 422, 503),
+    )
     async def upload_material(file: UploadFile, api: Api, caller: Insured) -> StoredMaterial:
         """JPEG, PNG or PDF up to 10 MiB; stored once, addressed by its SHA-256."""
         data = await file.read(MAX_MATERIAL_BYTES + 1)
@@ -156,17 +176,25 @@ def _routes(app: FastAPI) -> None:
             sha256=stored.sha256, content_type=stored.content_type, size=stored.size
         )
 
-    @app.get("/bindings/{request_id}/commitment-letter", tags=["materials"])
-    async def commitment_letter(request_id: str, api: Api, caller: Insured) -> Response:
+    @app.get(
+        "/bindings/{request_id}/commitment-letter",
+        tags=["materials"],
+        responses=refusals(401, 403, 404, 409, 422, 503),
+    )
+    async def commitment_letter(request_id: PathId, api: Api, caller: Insured) -> Response:
         pdf = await api.handlers.commitment_letter(caller.subject, request_id)
         disposition = f'inline; filename="commitment-letter-{request_id}.pdf"'
         return Response(
             pdf, media_type="application/pdf", headers={"Content-Disposition": disposition}
         )
 
-    @app.post("/bindings/{request_id}/commitment-letter/signature", tags=["materials"])
+    @app.post(
+        "/bindings/{request_id}/commitment-letter/signature",
+        tags=["materials"],
+        responses=refusals(400, 401, 403, 404, 409, 413, 422, 503),
+    )
     async def sign_letter(
-        request_id: str, body: SignatureBody, api: Api, caller: Insured, corr: Correlation = None
+        request_id: PathId, body: SignatureBody, api: Api, caller: Insured, corr: Correlation = None
     ) -> RequestState:
         """Sign the letter as downloaded, with a signature image uploaded to /materials."""
         ctx = request_context(api.clock, caller, corr)
@@ -175,9 +203,13 @@ def _routes(app: FastAPI) -> None:
         )
         return _state(request_id, request)
 
-    @app.post("/bindings/{request_id}/materials", tags=["materials"])
+    @app.post(
+        "/bindings/{request_id}/materials",
+        tags=["materials"],
+        responses=refusals(400, 401, 403, 404, 409, 413, 422, 503),
+    )
     async def submit_materials(
-        request_id: str, body: MaterialsBody, api: Api, caller: Insured, corr: Correlation = None
+        request_id: PathId, body: MaterialsBody, api: Api, caller: Insured, corr: Correlation = None
     ) -> RequestState:
         """Attach both household register pages: the request goes to a reviewer."""
         ctx = request_context(api.clock, caller, corr)
@@ -186,39 +218,55 @@ def _routes(app: FastAPI) -> None:
         )
         return _state(request_id, request)
 
-    @app.get("/family", tags=["family"])
+    @app.get(
+        "/family",
+        tags=["family"],
+        responses=refusals(401, 403, 422, 503),
+    )
     async def my_family(
         api: Api,
         caller: Insured,
-        as_of: Annotated[datetime | None, Query(description="RFC 3339 instant")] = None,
+        as_of: AsOf,
     ) -> list[FamilyMember]:
         """My members and requests, from the projection, or as they stood at `as_of`."""
         if as_of is not None:
             return await api.current(caller.subject, as_of)
         return await family_view(api.pool, api.schema, caller.subject)
 
-    @app.get("/holders/{holder}/family", tags=["family"])
+    @app.get(
+        "/holders/{holder}/family",
+        tags=["family"],
+        responses=refusals(401, 403, 422, 503),
+    )
     async def holders_family(
-        holder: str,
+        holder: PathId,
         api: Api,
         caller: Staff,
-        as_of: Annotated[datetime | None, Query(description="RFC 3339 instant")] = None,
+        as_of: AsOf,
     ) -> list[FamilyMember]:
         """For auditors and operators: any holder's family view, optionally as of an instant."""
         if as_of is not None:
             return await api.current(holder, as_of)
         return await family_view(api.pool, api.schema, holder)
 
-    @app.get("/members/{member}/holders", tags=["family"])
-    async def holders_of_member(member: str, api: Api, caller: Anyone) -> list[MemberHolder]:
+    @app.get(
+        "/members/{member}/holders",
+        tags=["family"],
+        responses=refusals(401, 403, 422, 503),
+    )
+    async def holders_of_member(member: PathId, api: Api, caller: Anyone) -> list[MemberHolder]:
         """Who has the member bound: the member themself, auditors and operators."""
         if caller.role is Role.INSURED and caller.subject != member:
             return []
         return await member_holders(api.pool, api.schema, member)
 
-    @app.post("/family/members/{member}/revocation", tags=["family"])
+    @app.post(
+        "/family/members/{member}/revocation",
+        tags=["family"],
+        responses=refusals(400, 401, 403, 404, 409, 413, 422, 503),
+    )
     async def revoke(
-        member: str, body: RevokeBody, api: Api, caller: Insured, corr: Correlation = None
+        member: PathId, body: RevokeBody, api: Api, caller: Insured, corr: Correlation = None
     ) -> RequestState:
         """Unbind, confirmed by identity's proof of the payment password or a face check."""
         ctx = request_context(api.clock, caller, corr)

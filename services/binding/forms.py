@@ -5,14 +5,14 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from contracts.names import PersonName
 from services.binding.errors import BindingError
 from services.binding.rules import BindingKind, Method, Relation
+from services.runtime.params import IsoDate
 
 
 class BindingForm(BaseModel):
@@ -30,7 +30,7 @@ class BindingForm(BaseModel):
     # By ID number, or a proxy member with an ID card.
     member_id_number: str | None = Field(default=None, max_length=32, repr=False)
     # A newborn (birth certificate) or a proxy member without an ID card.
-    member_birth_date: date | None = None
+    member_birth_date: IsoDate | None = None
     # A proxy member without an ID card is not in the registry: the holder names the place.
     member_insured_place: str | None = Field(default=None, pattern=r"^[1-9]\d{5}$")
     # Birth certificate: the mother, found by her ID number, and the certificate's number.
@@ -39,7 +39,8 @@ class BindingForm(BaseModel):
     birth_certificate_number: str | None = Field(
         default=None, pattern=r"^[A-Z0-9]{6,20}$", repr=False
     )
-    commitment_accepted: bool = False  # 我已阅读并同意 the commitment letter (proxy without ID)
+    # 我已阅读并同意 the commitment letter (proxy without ID)
+    commitment_accepted: StrictBool = False
 
 
 class MissingFieldError(BindingError):

@@ -26,7 +26,7 @@ from services.binding.events import (
     binding_codec,
 )
 from services.binding.rules import BindingKind, Method, Relation
-from services.runtime.events import EventRecord, RecordedEvent, check_schema_name
+from services.runtime.events import EventRecord, Position, RecordedEvent, check_schema_name
 from services.runtime.pgstore import Executor, PostgresEventStore
 
 _HOLDER_STREAM = holder_stream("")  # the prefix of every holder's stream id
@@ -297,13 +297,20 @@ async def member_holders(db: Executor, schema: str, member: str) -> list[MemberH
 
 
 async def family_view_as_of(
-    db: Executor, schema: str, holder: str, as_of: datetime
+    db: Executor, schema: str, holder: str, as_of: Position | datetime
 ) -> list[FamilyMember]:
-    """The holder's family view as it stood at `as_of`, folded from their stream (auditors)."""
-    if as_of.tzinfo is None:
+    """The holder's family view as it stood at `as_of` (a position in the schema's log, or a
+    recorded instant), folded from their stream (auditors)."""
+    if isinstance(as_of, datetime) and as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware")
+
+    def standing(event: RecordedEvent) -> bool:
+        if isinstance(as_of, Position):
+            return event.position <= as_of
+        return event.recorded_at <= as_of
+
     recorded = await PostgresEventStore(db, schema).read_stream(holder_stream(holder))
     # The stream as it stood: a prefix, so a request's events are never seen without the
     # earlier ones even if a writer's transaction started before the previous append ended.
-    upto = takewhile(lambda e: e.recorded_at <= as_of, recorded)
+    upto = takewhile(standing, recorded)
     return fold_family_view((binding_codec.decode(e), e.recorded_at) for e in upto)

@@ -10,11 +10,10 @@ from datetime import date, datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import Depends, FastAPI, Header, Request, Response
-from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from fastapi import Depends, FastAPI, Header, Request
 
 from services.identity.errors import (
+    CallbackSignatureError,
     FaceCheckProofError,
     FaceCheckUsedError,
     OldPasswordRequiredError,
@@ -57,10 +56,10 @@ from services.runtime.auth import (
     require,
 )
 from services.runtime.errors import DomainError
-from services.runtime.http import answer, request_context, service_app
-from services.runtime.logging import get_logger
+from services.runtime.http import request_context, service_app
+from services.runtime.openapi import refusals
+from services.runtime.params import PathId
 
-log = get_logger(__name__)
 CHINA = ZoneInfo("Asia/Shanghai")  # ID numbers' birth dates and ages count in China's days
 SIGNATURE_HEADER = "X-Signature"
 
@@ -96,6 +95,18 @@ InsuredOrOperator = Annotated[Principal, Depends(require(Role.INSURED, Role.OPER
 Correlation = Annotated[str | None, Header(alias="X-Correlation-ID", max_length=128)]
 
 
+async def _signed_by_provider(
+    request: Request,
+    api: Api,
+    signature: Annotated[str, Header(alias=SIGNATURE_HEADER, max_length=128)] = "",
+) -> None:
+    """The provider's signature over the body as sent (a re-serialised body would not match).
+    A dependency runs before the body's fields are checked, so an unsigned caller learns
+    nothing about them; only a body that is not JSON at all is refused before."""
+    if not verify_callback(api.callback_secret, await request.body(), signature):
+        raise CallbackSignatureError
+
+
 def _confirmation(
     request: Request, caller: Principal, method: ConfirmationMethod, now: datetime
 ) -> str:
@@ -108,7 +119,12 @@ def _confirmation(
 
 
 def _routes(app: FastAPI) -> None:
-    @app.post("/persons", status_code=201, tags=["persons"])
+    @app.post(
+        "/persons",
+        status_code=201,
+        tags=["persons"],
+        responses=refusals(400, 401, 403, 409, 413, 422, 503),
+    )
     async def register_person(
         body: RegisterPersonBody, api: Api, caller: Operator, corr: Correlation = None
     ) -> Registered:
@@ -123,33 +139,48 @@ def _routes(app: FastAPI) -> None:
         )
         return Registered(pseudonym=pseudonym)
 
-    @app.get("/persons/me", tags=["persons"])
+    @app.get("/persons/me", tags=["persons"], responses=refusals(401, 403, 404, 503))
     async def my_profile(api: Api, caller: Insured) -> Profile:
         return await person_profile(caller.subject, api, caller)
 
-    @app.get("/persons/{pseudonym}", tags=["persons"])
-    async def person_profile(pseudonym: str, api: Api, caller: InsuredOrOperator) -> Profile:
+    @app.get("/persons/{pseudonym}", tags=["persons"], responses=refusals(401, 403, 404, 422, 503))
+    async def person_profile(pseudonym: PathId, api: Api, caller: InsuredOrOperator) -> Profile:
         person = await api.handlers.person(pseudonym)
         # Someone else's pseudonym reads as unknown, so a person's existence does not leak.
         if person is None or (caller.role is Role.INSURED and pseudonym != caller.subject):
             raise PersonNotRegisteredError
         return profile_of(person)
 
-    @app.post("/persons/me/insured-places", status_code=204, tags=["persons"])
+    @app.post(
+        "/persons/me/insured-places",
+        status_code=204,
+        tags=["persons"],
+        responses=refusals(400, 401, 403, 404, 409, 413, 422, 503),
+    )
     async def add_insured_place(
         body: InsuredPlaceBody, api: Api, caller: Insured, corr: Correlation = None
     ) -> None:
         ctx = request_context(api.clock, caller, corr)
         await api.handlers.add_insured_place(caller.subject, body.insured_place, ctx)
 
-    @app.put("/persons/me/current-insured-place", status_code=204, tags=["persons"])
+    @app.put(
+        "/persons/me/current-insured-place",
+        status_code=204,
+        tags=["persons"],
+        responses=refusals(400, 401, 403, 404, 409, 413, 422, 503),
+    )
     async def switch_insured_place(
         body: InsuredPlaceBody, api: Api, caller: Insured, corr: Correlation = None
     ) -> None:
         ctx = request_context(api.clock, caller, corr)
         await api.handlers.switch_insured_place(caller.subject, body.insured_place, ctx)
 
-    @app.post("/persons/me/voucher-activations", status_code=204, tags=["persons"])
+    @app.post(
+        "/persons/me/voucher-activations",
+        status_code=204,
+        tags=["persons"],
+        responses=refusals(400, 401, 403, 404, 409, 413, 422, 503),
+    )
     async def activate_voucher(
         body: ActivateBody, api: Api, caller: Insured, corr: Correlation = None
     ) -> None:
@@ -163,6 +194,7 @@ def _routes(app: FastAPI) -> None:
         description="Set the first payment password with the access token alone; change a set"
         " one with `old_password`, or reset it with `face_check_id` (a fresh verified"
         " `password_reset` check of the person's own, which also lifts a lock).",
+        responses=refusals(400, 401, 403, 404, 409, 413, 422, 423, 503),
     )
     async def set_payment_password(
         body: SetPasswordBody, api: Api, caller: Insured, corr: Correlation = None
@@ -177,7 +209,11 @@ def _routes(app: FastAPI) -> None:
             face_check_id=body.face_check_id,
         )
 
-    @app.post("/persons/me/payment-password/verification", tags=["payment password"])
+    @app.post(
+        "/persons/me/payment-password/verification",
+        tags=["payment password"],
+        responses=refusals(400, 401, 403, 404, 409, 413, 422, 423, 503),
+    )
     async def verify_payment_password(
         request: Request,
         body: VerifyPasswordBody,
@@ -194,7 +230,12 @@ def _routes(app: FastAPI) -> None:
 
 
 def _face_routes(app: FastAPI) -> None:
-    @app.post("/face-checks", status_code=202, tags=["face checks"])
+    @app.post(
+        "/face-checks",
+        status_code=202,
+        tags=["face checks"],
+        responses=refusals(400, 401, 403, 404, 409, 413, 422, 503),
+    )
     async def request_face_check(
         request: Request,
         body: FaceCheckBody,
@@ -210,9 +251,13 @@ def _face_routes(app: FastAPI) -> None:
         )
         return await face_check_status(request, check_id, api, caller)
 
-    @app.get("/face-checks/{check_id}", tags=["face checks"])
+    @app.get(
+        "/face-checks/{check_id}",
+        tags=["face checks"],
+        responses=refusals(401, 403, 404, 422, 503),
+    )
     async def face_check_status(
-        request: Request, check_id: str, api: Api, caller: Insured
+        request: Request, check_id: PathId, api: Api, caller: Insured
     ) -> FaceCheckView:
         check = await api.handlers.face_check(check_id)
         if check is None or caller.subject not in (check.subject, check.on_behalf_of):
@@ -227,44 +272,25 @@ def _face_routes(app: FastAPI) -> None:
         "/face-provider/callback",
         status_code=204,
         tags=["face checks"],
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": ProviderCallback.model_json_schema()}},
-            }
-        },
+        dependencies=[Depends(_signed_by_provider)],
+        responses=refusals(400, 401, 404, 409, 413, 422, 503),
         description=f"Signed by the provider: `{SIGNATURE_HEADER}` is the hex HMAC-SHA256 of"
         " the raw body. No bearer token.",
     )
-    async def provider_callback(
-        request: Request,
-        api: Api,
-        signature: Annotated[str, Header(alias=SIGNATURE_HEADER, max_length=128)] = "",
-    ) -> Response:
-        body = await request.body()  # verified as sent: a re-serialised body would not match
-        if not verify_callback(api.callback_secret, body, signature):
-            return answer(401, "face_provider.signature", None, _BAD_SIGNATURE)
-        try:
-            callback = ProviderCallback.model_validate_json(body)
-        except ValidationError as exc:
-            errors = exc.errors(include_input=False)
-            raise RequestValidationError(
-                [{**e, "loc": ("body", *e["loc"])} for e in errors]
-            ) from None
+    async def provider_callback(callback: ProviderCallback, api: Api) -> None:
         failure = None
         if callback.outcome is CallbackOutcome.FAILED:
             failure = callback.reason or FaceFailureReason.PROVIDER_ERROR
         await api.handlers.provider_answered(callback.check_id, failure, api.clock())
-        return Response(status_code=204)
 
 
 # ---------------------------------------------------------------------------- error answers
 
-_BAD_SIGNATURE = ("回调签名无效", "The callback signature is not valid")
 # Statuses other than 422 for the domain's refusals; someone else's data reads as not found.
 _STATUS: dict[type[DomainError], int] = {
     PersonNotRegisteredError: 404,
     FaceCheckNotRequestedError: 404,
+    CallbackSignatureError: 401,
     PersonAlreadyRegisteredError: 409,
     FaceCheckConflictError: 409,
     PasswordChangedMeanwhileError: 409,

@@ -31,6 +31,12 @@ class PersonNotRegisteredError(IdentityError):
     message_en: ClassVar[str] = "No such insured person"
 
 
+class CallbackSignatureError(IdentityError):
+    code: ClassVar[str] = "face_provider.signature"
+    message_zh: ClassVar[str] = "回调签名无效"
+    message_en: ClassVar[str] = "The callback signature is not valid"
+
+
 class PersonErasedError(IdentityError):
     code: ClassVar[str] = "person.erased"
     message_zh: ClassVar[str] = "该参保人的个人信息已删除"

@@ -6,13 +6,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from contracts.names import PersonName, mask_name
 from services.identity.domain import Person
 from services.identity.face_check import FaceCheck, FaceCheckStatus, FaceFailureReason, FacePurpose
 from services.identity.id_number import mask_id_number
 from services.identity.person_events import Channel
+from services.runtime.params import Id
 
 
 class _Body(BaseModel):
@@ -23,7 +24,7 @@ class RegisterPersonBody(_Body):
     name: PersonName = Field(repr=False)
     id_number: str = Field(max_length=64, description="18 characters; a lower-case x is accepted")
     insured_place: str = Field(max_length=16, description="6-digit region code")
-    personal_account: bool = Field(
+    personal_account: StrictBool = Field(
         default=False,
         description="Insured by employee insurance with a personal account (个人账户).",
     )
@@ -54,7 +55,7 @@ class InsuredPlaceBody(_Body):
 
 class ActivateBody(_Body):
     channel: Channel
-    face_check_id: str = Field(max_length=64)
+    face_check_id: Id
 
 
 class SetPasswordBody(_Body):
@@ -126,7 +127,7 @@ class CallbackOutcome(StrEnum):
 
 
 class ProviderCallback(_Body):
-    check_id: str = Field(max_length=64)
+    check_id: Id
     outcome: CallbackOutcome
     reason: FaceFailureReason | None = None  # required when failed; provider_error if missing
 

@@ -32,6 +32,8 @@ from services.review.schemas import (
 from services.runtime.auth import Principal, Role, require
 from services.runtime.http import request_context, service_app
 from services.runtime.idempotency import IdempotencyKey
+from services.runtime.openapi import refusals
+from services.runtime.params import PathId
 
 
 @dataclass(frozen=True)
@@ -54,11 +56,14 @@ Api = Annotated[ReviewApi, Depends(_api)]
 Reviewer = Annotated[Principal, Depends(require(Role.REVIEWER))]
 Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
 Correlation = Annotated[str | None, Header(alias="X-Correlation-ID", max_length=128)]
-CaseId = Annotated[str, Path(max_length=64)]
 
 
 def _routes(app: FastAPI) -> None:
-    @app.get("/cases", tags=["queue"])
+    @app.get(
+        "/cases",
+        tags=["queue"],
+        responses=refusals(401, 403, 422, 503),
+    )
     async def queue(
         api: Api,
         caller: Reviewer,
@@ -73,7 +78,11 @@ def _routes(app: FastAPI) -> None:
         )
         return queue_view(page)
 
-    @app.post("/cases/search", tags=["queue"])
+    @app.post(
+        "/cases/search",
+        tags=["queue"],
+        responses=refusals(400, 401, 403, 413, 422, 503),
+    )
     async def search(body: SearchBody, api: Api, caller: Reviewer) -> QueueView:
         """Open cases in the caller's regions of the person (holder or member) with the number."""
         page = await api.views.search(
@@ -81,29 +90,45 @@ def _routes(app: FastAPI) -> None:
         )
         return queue_view(page)
 
-    @app.get("/cases/{case_id}", tags=["cases"])
-    async def case(case_id: CaseId, api: Api, caller: Reviewer) -> CaseView:
+    @app.get(
+        "/cases/{case_id}",
+        tags=["cases"],
+        responses=refusals(401, 403, 404, 422, 503),
+    )
+    async def case(case_id: PathId, api: Api, caller: Reviewer) -> CaseView:
         return case_view(await api.handlers.case_detail(case_id, caller))
 
-    @app.post("/cases/{case_id}/claim", tags=["cases"])
+    @app.post(
+        "/cases/{case_id}/claim",
+        tags=["cases"],
+        responses=refusals(401, 403, 404, 409, 422, 503),
+    )
     async def claim(
-        case_id: CaseId, api: Api, caller: Reviewer, *, corr: Correlation = None,
+        case_id: PathId, api: Api, caller: Reviewer, *, corr: Correlation = None,
         key: IdempotencyKey = None,
     ) -> CaseView:  # fmt: skip
         await api.handlers.claim(case_id, caller, request_context(api.clock, caller, corr, key))
         return await case(case_id, api, caller)
 
-    @app.post("/cases/{case_id}/approve", tags=["cases"])
+    @app.post(
+        "/cases/{case_id}/approve",
+        tags=["cases"],
+        responses=refusals(401, 403, 404, 409, 422, 503),
+    )
     async def approve(
-        case_id: CaseId, api: Api, caller: Reviewer, *, corr: Correlation = None,
+        case_id: PathId, api: Api, caller: Reviewer, *, corr: Correlation = None,
         key: IdempotencyKey = None,
     ) -> CaseView:  # fmt: skip
         await api.handlers.approve(case_id, caller, request_context(api.clock, caller, corr, key))
         return await case(case_id, api, caller)
 
-    @app.post("/cases/{case_id}/reject", tags=["cases"])
+    @app.post(
+        "/cases/{case_id}/reject",
+        tags=["cases"],
+        responses=refusals(400, 401, 403, 404, 409, 413, 422, 503),
+    )
     async def reject(
-        case_id: CaseId, body: RejectBody, api: Api, caller: Reviewer, *,
+        case_id: PathId, body: RejectBody, api: Api, caller: Reviewer, *,
         corr: Correlation = None, key: IdempotencyKey = None,
     ) -> CaseView:  # fmt: skip
         ctx = request_context(api.clock, caller, corr, key)
@@ -114,10 +139,13 @@ def _routes(app: FastAPI) -> None:
         "/cases/{case_id}/materials/{sha256}",
         tags=["cases"],
         response_class=Response,
-        responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "application/pdf": {}}}},
+        responses={
+            200: {"content": {"image/jpeg": {}, "image/png": {}, "application/pdf": {}}},
+            **refusals(401, 403, 404, 422, 503),
+        },
     )
     async def material(
-        case_id: CaseId,
+        case_id: PathId,
         sha256: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")],
         api: Api,
         caller: Reviewer,
@@ -130,16 +158,28 @@ def _routes(app: FastAPI) -> None:
         }
         return Response(blob.data, media_type=blob.content_type, headers=headers)
 
-    @app.get("/stats", tags=["operators"])
+    @app.get(
+        "/stats",
+        tags=["operators"],
+        responses=refusals(401, 403, 503),
+    )
     async def stats(api: Api, _: Operator) -> StatsView:
         return stats_view(await api.views.stats(api.clock()))
 
-    @app.get("/policies", tags=["operators"])
+    @app.get(
+        "/policies",
+        tags=["operators"],
+        responses=refusals(401, 403, 503),
+    )
     async def policies(api: Api, _: Operator) -> list[PolicyView]:
         book = await api.handlers.policy_book()
         return [policy_view(p) for _, p in sorted(book.policies.items())]
 
-    @app.put("/policies/{region}/{case_type}", tags=["operators"])
+    @app.put(
+        "/policies/{region}/{case_type}",
+        tags=["operators"],
+        responses=refusals(400, 401, 403, 409, 413, 422, 503),
+    )
     async def set_policy(
         region: Annotated[str, Path(max_length=6, description="36, 3601, 360102, 360000 or *")],
         case_type: CaseType,

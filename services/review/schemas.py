@@ -5,7 +5,7 @@ built from the handlers' and queries' results (the console page renders the same
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from services.binding.events import ContentType, MaterialRole
 from services.binding.rules import BindingKind, Relation
@@ -37,7 +37,7 @@ class SearchBody(_Body):
 
     id_number: str = Field(max_length=64, repr=False)
     case_type: CaseType | None = None
-    limit: int = Field(default=20, ge=1, le=MAX_PAGE)
+    limit: StrictInt = Field(default=20, ge=1, le=MAX_PAGE)
 
 
 class PolicyBody(_Body):

@@ -227,6 +227,26 @@ async def test_as_of_an_instant_between_two_events_gives_the_earlier_state(
     assert await family_view(store.pool, store.schema, ANNA) == earlier
 
 
+async def test_as_of_a_position_gives_the_state_a_rebuild_to_that_position_shows(
+    store: PostgresEventStore,
+) -> None:
+    desk, runner = Desk(store), runner_for(store)
+    await desk.ask(ANNA, FATHER, "r-anna-father")
+    await desk.submit(ANNA, "r-anna-father", 5)
+    cut = (await store.read_stream(holder_stream(ANNA)))[-1].position
+    await desk.approve(ANNA, "r-anna-father", 20)
+    await desk.face_ok(ANNA, "r-anna-father", 30)
+    await caught_up(runner)
+    assert [m.status for m in await family_view(store.pool, store.schema, ANNA)] == [
+        ViewStatus.BOUND
+    ]
+
+    at_cut = await family_view_as_of(store.pool, store.schema, ANNA, cut)
+    assert [m.status for m in at_cut] == [ViewStatus.PENDING_REVIEW_AND_FACE]
+    await runner.rebuild(as_of=cut)
+    assert await family_view(store.pool, store.schema, ANNA) == at_cut
+
+
 async def test_member_holders_follow_binding_and_revocation(store: PostgresEventStore) -> None:
     desk, runner = Desk(store), runner_for(store)
     await desk.ask(ANNA, FATHER, "r-anna-father")

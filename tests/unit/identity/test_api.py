@@ -34,6 +34,7 @@ CALLBACK_SECRET = b"c" * 32
 NAME, ID_NUMBER, PLACE = "张三丰", "360426199101010071", "360100"
 PERSON = {"name": NAME, "id_number": ID_NUMBER, "insured_place": PLACE}
 FIRST, NEW, THIRD, WRONG = "135790", "284915", "370268", "135791"  # payment passwords, made up
+JSON = {"Content-Type": "application/json"}  # as the provider sends its callbacks
 
 
 def token(role: Role, subject: str = "staff-1") -> dict[str, str]:
@@ -410,16 +411,25 @@ async def test_a_signed_callback_for_an_unknown_check_is_not_found(
     client: httpx.AsyncClient,
 ) -> None:
     body = json.dumps({"check_id": "nope", "outcome": "verified"}).encode()
-    headers = {SIGNATURE_HEADER: sign_callback(CALLBACK_SECRET, body)}
+    headers = {SIGNATURE_HEADER: sign_callback(CALLBACK_SECRET, body), **JSON}
     answer = await client.post("/face-provider/callback", content=body, headers=headers)
     assert answer.status_code == 404
+
+
+async def test_an_unsigned_callback_is_refused_before_its_fields_are_read(
+    client: httpx.AsyncClient,
+) -> None:
+    body = b'{"check_id": "x", "outcome": "maybe"}'
+    answer = await client.post("/face-provider/callback", content=body, headers=JSON)
+    assert answer.status_code == 401
+    assert answer.json()["code"] == "face_provider.signature"
 
 
 async def test_a_signed_but_malformed_callback_is_refused_field_by_field(
     client: httpx.AsyncClient,
 ) -> None:
     body = b'{"check_id": "x", "outcome": "maybe"}'
-    headers = {SIGNATURE_HEADER: sign_callback(CALLBACK_SECRET, body)}
+    headers = {SIGNATURE_HEADER: sign_callback(CALLBACK_SECRET, body), **JSON}
     answer = await client.post("/face-provider/callback", content=body, headers=headers)
     assert answer.status_code == 422
     assert answer.json()["field"] == "outcome"
