@@ -32,10 +32,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from services.demo.people import Person
-from services.demo.stack import SERVICES, Stack, running_stack
+from services.demo.stack import SERVICES, Stack, drop_stack, running_stack
 from services.runtime.auth import Principal, Role, issue_token
 from services.runtime.settings import Settings
-from tests.integration.test_binding_e2e import _drop, _schemas
+from tests.integration.test_binding_e2e import _schemas
 from tests.unit.review.builders import NANCHANG
 from tests.unit.test_authorization import ACCESS
 
@@ -84,7 +84,7 @@ def stack(database_url: str, kafka_bootstrap: str) -> Iterator[Stack]:
             started.put(exc)
             raise
         finally:
-            await _drop(database_url, schemas)
+            await drop_stack(database_url, schemas)
 
     # A daemon: should the stack hang while starting, the test run still ends.
     thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
