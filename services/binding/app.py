@@ -20,13 +20,13 @@ from services.binding.tables import BindingTables
 from services.runtime.auth import jwt_secret
 from services.runtime.blobs import PostgresBlobStore
 from services.runtime.consumer import BrokerDeadLetters, PostgresInbox, service_broker
-from services.runtime.db import create_pool, database_ready
+from services.runtime.db import create_pool
 from services.runtime.logging import configure_logging
 from services.runtime.pgstore import GroupCommitEventStore
 from services.runtime.pii import lookup_key
 from services.runtime.projection import ProjectionRunner
 from services.runtime.settings import Settings
-from services.runtime.workers import serving, timer, utc_now
+from services.runtime.workers import readiness, serving, timer, utc_now
 
 SERVICE = SCHEMA = "binding"
 
@@ -76,10 +76,12 @@ async def running(settings: BindingSettings, schema: str = SCHEMA) -> AsyncItera
                 "bind-request-expiry",
                 "binding-timer",
             ),
-            "views": views.run,
+            "views": views.round,
         }
-        async with serving(settings, pool, schema, SERVICE, broker, consumers=consumers, jobs=jobs):
-            ready = partial(database_ready, pool, f"{schema}.family_view")
+        async with serving(
+            settings, pool, schema, SERVICE, broker, consumers=consumers, jobs=jobs
+        ) as work:
+            ready = readiness(pool, f"{schema}.family_view", work)
             yield BindingApi(handlers, pool, schema, utc_now, ready)
     finally:
         await pool.close()

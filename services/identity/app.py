@@ -20,12 +20,12 @@ from services.identity.password import LockoutPolicy, make_hasher
 from services.identity.tables import PostgresIdentityTables
 from services.runtime.auth import jwt_secret
 from services.runtime.consumer import BrokerDeadLetters, PostgresInbox, service_broker
-from services.runtime.db import create_pool, database_ready
+from services.runtime.db import create_pool
 from services.runtime.logging import configure_logging, get_logger
 from services.runtime.pgstore import GroupCommitEventStore
 from services.runtime.pii import PostgresKeyVault, lookup_key, master_key
 from services.runtime.settings import Settings
-from services.runtime.workers import serving, timer, utc_now
+from services.runtime.workers import readiness, serving, timer, utc_now
 
 SERVICE = SCHEMA = "identity"
 _DEV_CALLBACK_SECRET = "qinqing-dev-face-callback-secret-not-safe"  # noqa: S105 - dev default
@@ -96,8 +96,8 @@ async def running(
         }
         async with serving(
             settings, pool, schema, SERVICE, broker, consumers=consumers, jobs=expiry
-        ):
-            ready = partial(database_ready, pool, f"{schema}.events")
+        ) as work:
+            ready = readiness(pool, f"{schema}.events", work)
             yield IdentityApi(handlers, utc_now, secret, ready)
     finally:
         await provider.close()

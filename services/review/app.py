@@ -20,13 +20,13 @@ from services.review.queries import ReviewViews
 from services.runtime.auth import jwt_secret
 from services.runtime.blobs import PostgresBlobStore
 from services.runtime.consumer import BrokerDeadLetters, PostgresInbox, service_broker
-from services.runtime.db import create_pool, database_ready
+from services.runtime.db import create_pool
 from services.runtime.logging import configure_logging
 from services.runtime.pgstore import GroupCommitEventStore
 from services.runtime.pii import lookup_key
 from services.runtime.projection import ProjectionRunner
 from services.runtime.settings import Settings
-from services.runtime.workers import serving, timer, utc_now
+from services.runtime.workers import readiness, serving, timer, utc_now
 
 SERVICE = SCHEMA = "review"
 
@@ -76,10 +76,12 @@ async def running(settings: ReviewSettings, schema: str = SCHEMA) -> AsyncIterat
                 "review-escalation",
                 "review-timer",
             ),
-            "cases": cases.run,
+            "cases": cases.round,
         }
-        async with serving(settings, pool, schema, SERVICE, broker, consumers=consumers, jobs=jobs):
-            ready = partial(database_ready, pool, f"{schema}.cases")
+        async with serving(
+            settings, pool, schema, SERVICE, broker, consumers=consumers, jobs=jobs
+        ) as work:
+            ready = readiness(pool, f"{schema}.cases", work)
             yield ReviewApi(handlers, make_views(settings, pool, schema), utc_now, ready)
     finally:
         await pool.close()

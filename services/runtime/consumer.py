@@ -30,19 +30,13 @@ from services.runtime.decider import CommandContext
 from services.runtime.events import check_schema_name
 from services.runtime.kafka_codec import Headers, MalformedMessageError, from_record
 from services.runtime.logging import get_logger
+from services.runtime.outages import UNAVAILABLE, Outage
 
 log = get_logger(__name__)
 
 Handler = Callable[[asyncpg.Connection, Envelope, dict[str, Any]], Awaitable[None]]
 Effect = Callable[[asyncpg.Connection], Awaitable[None]]
 
-# A database that is down is not the message's fault: redeliver instead of dead-lettering.
-TRANSIENT: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.TooManyConnectionsError,
-)
 ERROR_TEXT_LIMIT = 2000
 
 
@@ -200,7 +194,8 @@ class InboxConsumer:
         return kind is not None and kind not in self.wants
 
     async def process(self, message: IncomingMessage) -> Outcome:
-        """Raises only TRANSIENT errors (the caller redelivers); all else ends in an Outcome."""
+        """Raises only UNAVAILABLE errors (a database or broker outage is not the message's
+        fault: the caller redelivers it); all else ends in an Outcome."""
         if self.skips(message):
             return Outcome.SKIPPED
         try:
@@ -222,7 +217,7 @@ class InboxConsumer:
         for attempt in range(self.max_retries + 1):
             try:
                 applied = await self.inbox.once(self.name, envelope.id, effect)
-            except TRANSIENT:
+            except UNAVAILABLE:
                 raise
             except Exception as exc:  # noqa: BLE001 - any handler error is the message's problem
                 if attempt == self.max_retries:
@@ -278,6 +273,9 @@ class InboxConsumer:
             decoder=as_is,
         )
 
+        # Told once per outage, however many redeliveries it takes.
+        outage = Outage(log, "consumer", consumer=self.name)
+
         async def on_message(message: Any) -> None:
             assert isinstance(message, KafkaMessage)
             record = message.raw_message
@@ -285,15 +283,11 @@ class InboxConsumer:
             try:
                 outcome = await self.process(IncomingMessage.from_record(record))
             except Exception as exc:  # noqa: BLE001 - the DB or Kafka is down, not the message
-                log.warning(
-                    "consumer cannot process now; will redeliver",
-                    consumer=self.name,
-                    error=str(exc),
-                    error_type=type(exc).__name__,
-                )
+                outage.failed(exc)
                 await message.nack()  # seeks back: the same message comes again
                 await asyncio.sleep(transient_backoff_s)
                 return
+            outage.recovered()
             if outcome is not Outcome.SKIPPED:
                 await message.ack()
 

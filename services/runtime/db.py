@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from services.runtime.outages import UNAVAILABLE
 from services.runtime.settings import Settings
 
 
@@ -29,11 +30,15 @@ async def create_pool(
     return pool
 
 
+# Down, or up but refusing the query (a schema half made, a missing privilege).
+_NOT_READY: tuple[type[BaseException], ...] = (*UNAVAILABLE, asyncpg.PostgresError)
+
+
 async def database_ready(pool: asyncpg.Pool, table: str) -> bool:
     """The database answers and `table` (schema-qualified: the service's last migrated table
     it needs) exists, i.e. the service's schema is migrated: what `/readyz` reports."""
     try:
         found = await pool.fetchval("SELECT to_regclass($1) IS NOT NULL", table, timeout=2)
-    except (asyncpg.PostgresError, OSError, TimeoutError):
+    except _NOT_READY:
         return False
     return bool(found)

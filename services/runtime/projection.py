@@ -27,7 +27,7 @@ from services.runtime.events import START, EventRecord, Position, RecordedEvent
 from services.runtime.kafka_codec import ReceivedEvent
 from services.runtime.logging import get_logger
 from services.runtime.pgstore import PostgresEventStore
-from services.runtime.relay import UNAVAILABLE, wait_or_stop
+from services.runtime.supervisor import after_batch
 
 log = get_logger(__name__)
 
@@ -136,22 +136,10 @@ class ProjectionRunner:
                 await asyncio.sleep(self.poll_interval_s)
         return applied
 
-    async def run(self, stop: asyncio.Event) -> None:
-        outage = False
-        while not stop.is_set():
-            try:
-                count = await self.run_once()
-            except UNAVAILABLE as exc:
-                if not outage:
-                    log.warning(
-                        "projection paused", projection=self.projection.name, error=str(exc)
-                    )
-                    outage = True
-                await wait_or_stop(stop, 1.0)
-                continue
-            outage = False
-            if count < self.batch_size:
-                await wait_or_stop(stop, self.poll_interval_s)
+    async def round(self) -> float:
+        """One batch, then the pause before the next (none while a backlog remains); run
+        under a Supervisor, which retries a failed round."""
+        return after_batch(await self.run_once(), self.batch_size, self.poll_interval_s)
 
     async def _read(
         self, after: Position, until: Position | None, until_time: datetime | None, batch_size: int

@@ -15,9 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import asyncpg
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 
 from contracts.envelope import topic as service_topic
 from services.runtime.checkpoints import CheckpointStore
@@ -25,16 +23,11 @@ from services.runtime.events import EventStore, Position, RecordedEvent
 from services.runtime.kafka_codec import to_record
 from services.runtime.logging import get_logger
 
-log = get_logger(__name__)
+# Re-exported: the one classification lives in outages, callers have long imported it here.
+from services.runtime.outages import UNAVAILABLE as UNAVAILABLE  # noqa: PLC0414
+from services.runtime.supervisor import Supervisor, after_batch
 
-# Errors that mean "a dependency is down, try again later" rather than a bug.
-UNAVAILABLE: tuple[type[BaseException], ...] = (
-    KafkaError,
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +64,6 @@ def kafka_producer(settings: ProducerSettings) -> Producer:
     return producer
 
 
-async def wait_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    """Sleep, waking early when `stop` is set."""
-    with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
-
-
 class OutboxRelay:
     """Reads the store after its checkpoint and publishes to `qinqing.<service>.v1`."""
 
@@ -89,7 +76,6 @@ class OutboxRelay:
         *,
         batch_size: int = 1000,
         poll_interval_s: float = 0.05,
-        max_backoff_s: float = 5.0,
         slow_ack_warning_s: float = 5.0,
         topic: str | None = None,
     ) -> None:
@@ -100,7 +86,6 @@ class OutboxRelay:
         self.checkpoint_name = f"relay:{self.topic}"
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
-        self.max_backoff_s = max_backoff_s
         self.slow_ack_warning_s = slow_ack_warning_s
         self.published = 0
         self._producer_factory = producer_factory
@@ -172,31 +157,17 @@ class OutboxRelay:
         for future in futures:
             future.result()  # raise the first send error, if any
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Publish until `stop` is set; back off while Kafka or the DB is down (one warning)."""
-        backoff = self.poll_interval_s
-        outage: str | None = None
-        while not stop.is_set():
-            try:
-                count = await self.run_once()
-            except UNAVAILABLE as exc:
-                if outage is None:
-                    outage = type(exc).__name__
-                    log.warning(
-                        "relay cannot publish; retrying",
-                        topic=self.topic,
-                        error=str(exc),
-                        error_type=outage,
-                    )
-                await wait_or_stop(stop, backoff)
-                backoff = min(max(backoff * 2, 0.1), self.max_backoff_s)
-                continue
-            if outage is not None:
-                log.info("relay publishing again", topic=self.topic, after=outage)
-                outage, backoff = None, self.poll_interval_s
-            if count < self.batch_size:
-                await wait_or_stop(stop, self.poll_interval_s)
-        await self.close()
+    async def round(self) -> float:
+        """One batch, then the pause before the next (none while a backlog remains)."""
+        return after_batch(await self.run_once(), self.batch_size, self.poll_interval_s)
+
+    async def run(self, stop: asyncio.Event, supervisor: Supervisor | None = None) -> None:
+        """Publish until `stop` is set, under `supervisor` (one of its own if none): a round
+        that fails (Kafka or the DB down, or anything else) is retried with backoff."""
+        try:
+            await (supervisor or Supervisor()).keep(f"relay:{self.topic}", self.round, stop)
+        finally:
+            await self.close()
 
     async def close(self) -> None:
         producer, self._producer = self._producer, None

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
 from uuid import uuid4
 
 import asyncpg
@@ -16,21 +15,14 @@ from faststream.kafka import KafkaBroker
 
 from services.runtime.checkpoints import PostgresCheckpoints
 from services.runtime.consumer import InboxConsumer
+from services.runtime.db import database_ready
 from services.runtime.decider import CommandContext
 from services.runtime.integrity import Sealer
-from services.runtime.logging import get_logger
 from services.runtime.pgstore import PostgresEventStore
-from services.runtime.relay import (
-    UNAVAILABLE,
-    OutboxRelay,
-    ProducerSettings,
-    kafka_producer,
-    wait_or_stop,
-)
+from services.runtime.relay import OutboxRelay, ProducerSettings, kafka_producer
 from services.runtime.settings import Settings
+from services.runtime.supervisor import Round, Supervisor
 from services.runtime.topics import ensure_topics
-
-log = get_logger(__name__)
 
 
 def outbox_relay(settings: Settings, pool: asyncpg.Pool, schema: str, service: str) -> OutboxRelay:
@@ -46,34 +38,14 @@ def outbox_relay(settings: Settings, pool: asyncpg.Pool, schema: str, service: s
     )
 
 
-async def seal_until(sealer: Sealer, stop: asyncio.Event, interval_s: float) -> None:
-    """Seal what committed, every `interval_s`, until `stop` is set."""
-    while not stop.is_set():
-        try:
-            await sealer.seal_once()
-        except UNAVAILABLE as exc:  # the next round tries again
-            log.warning("sealing paused", schema=sealer.schema, error_type=type(exc).__name__)
-        await wait_or_stop(stop, interval_s)
+def sealing(sealer: Sealer, interval_s: float) -> Round:
+    """Seal what committed, every `interval_s`."""
 
+    async def seal() -> float:
+        await sealer.seal_once()
+        return interval_s
 
-Job = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
-
-
-def periodic(tick: Callable[[], Awaitable[object]], interval_s: float, what: str) -> Job:
-    """A job running `tick` every `interval_s` until stopped; a database or broker outage
-    skips one round (logged) and the next round tries again."""
-
-    async def run(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            await wait_or_stop(stop, interval_s)
-            if stop.is_set():
-                return
-            try:
-                await tick()
-            except UNAVAILABLE as exc:
-                log.warning(f"{what} paused", error_type=type(exc).__name__)
-
-    return run
+    return seal
 
 
 def utc_now() -> datetime:
@@ -86,19 +58,15 @@ def timer(
     interval_s: float,
     name: str,
     actor: str,
-) -> Job:
-    """A periodic job sending `tick` a fresh command context (correlation id `name`)."""
+) -> Round:
+    """A job sending `tick` a fresh command context (correlation id `name`) every
+    `interval_s`, the first time at start-up (what fell due while the service was away)."""
 
-    async def once() -> None:
+    async def once() -> float:
         await tick(CommandContext(uuid4(), utc_now(), name, actor))
+        return interval_s
 
-    return periodic(once, interval_s, name)
-
-
-def _report_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        error = task.exception()
-        log.error("background work stopped", task=task.get_name(), error_type=type(error).__name__)
+    return once
 
 
 @asynccontextmanager
@@ -109,21 +77,20 @@ async def background(
     service: str,
     *,
     seal_every_s: float = 5.0,
-    more: Mapping[str, Job] | None = None,
-) -> AsyncIterator[None]:
-    """Run the relay and the sealer of `schema`, and `more` jobs (timers, projection runners),
-    while the block runs; stop them on the way out."""
-    stop = asyncio.Event()
-    jobs: dict[str, Coroutine[Any, Any, None]] = {
-        "relay": outbox_relay(settings, pool, schema, service).run(stop),
-        "sealer": seal_until(Sealer(pool, schema), stop, seal_every_s),
-        **{name: job(stop) for name, job in (more or {}).items()},
-    }
-    tasks = [asyncio.create_task(job, name=f"{schema}:{name}") for name, job in jobs.items()]
-    for task in tasks:
-        task.add_done_callback(_report_failure)
+    more: Mapping[str, Round] | None = None,
+) -> AsyncIterator[Supervisor]:
+    """Run the relay and the sealer of `schema`, and `more` jobs (timers, projection rounds),
+    under one supervisor while the block runs (it tells which jobs are down); stop them on the
+    way out."""
+    stop, work = asyncio.Event(), Supervisor()
+    relay = outbox_relay(settings, pool, schema, service)
+    jobs = {"sealer": sealing(Sealer(pool, schema), seal_every_s), **(more or {})}
+    tasks = [asyncio.create_task(relay.run(stop, work), name=f"{schema}:relay")] + [
+        asyncio.create_task(work.keep(f"{schema}:{name}", job, stop), name=f"{schema}:{name}")
+        for name, job in jobs.items()
+    ]
     try:
-        yield
+        yield work
     finally:
         stop.set()
         done, pending = await asyncio.wait(tasks, timeout=10)
@@ -132,6 +99,16 @@ async def background(
         for task in (*done, *pending):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+
+def readiness(pool: asyncpg.Pool, table: str, work: Supervisor) -> Callable[[], Awaitable[bool]]:
+    """What `/readyz` reports: the database answers, the service's schema is migrated
+    (`table`, schema-qualified, exists) and none of its background work is down."""
+
+    async def ready() -> bool:
+        return work.healthy and await database_ready(pool, table)
+
+    return ready
 
 
 @asynccontextmanager
@@ -143,19 +120,20 @@ async def serving(
     broker: KafkaBroker,
     *,
     consumers: Mapping[str, InboxConsumer],
-    jobs: Mapping[str, Job],
-) -> AsyncIterator[None]:
+    jobs: Mapping[str, Round],
+) -> AsyncIterator[Supervisor]:
     """A service's whole background while the block runs: each consumer subscribed to its
     source service's topic (group `<namespace>.<name>`), the relay, the sealer and `jobs`, the
-    topics made, the broker started; everything stopped on the way out."""
+    topics made, the broker started; everything stopped on the way out. Yields the jobs'
+    supervisor."""
     for source, consumer in consumers.items():
         group = settings.group_id(consumer.name)
         consumer.subscribe(broker, settings.topic(source), group_id=group)
-    async with background(settings, pool, schema, service, more=jobs):
+    async with background(settings, pool, schema, service, more=jobs) as work:
         topics = [settings.topic(s) for s in (service, *consumers)]
         await ensure_topics(settings.kafka_bootstrap_servers, topics)
         await broker.start()
         try:
-            yield
+            yield work
         finally:
             await broker.stop()

@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import pytest
 from pydantic import BaseModel
 
@@ -239,15 +240,29 @@ async def test_a_handler_that_fails_once_succeeds_on_retry_without_a_dead_letter
     assert (effects.applied, dlq.published) == ([1], [])
 
 
-async def test_a_database_outage_is_raised_for_redelivery_not_dead_lettered() -> None:
+# What asyncpg raises while PostgreSQL is down or restarting (SQLSTATE 57P01-57P03 included).
+DATABASE_OUTAGES = [
+    ConnectionRefusedError("db down"),
+    asyncpg.CannotConnectNowError("the database system is starting up"),
+    asyncpg.AdminShutdownError("terminating connection due to administrator command"),
+    asyncpg.CrashShutdownError("terminating connection because of crash of another process"),
+    asyncpg.InternalClientError("unexpected message during a restart"),
+    asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+]
+
+
+@pytest.mark.parametrize("outage", DATABASE_OUTAGES, ids=lambda e: type(e).__name__)
+async def test_a_database_outage_is_raised_for_redelivery_not_dead_lettered(
+    outage: Exception,
+) -> None:
     [stored] = await recorded(InMemoryEventStore(), "s", 1)
 
     async def unreachable(conn: Any, envelope: Envelope, data: dict[str, Any]) -> None:
-        raise ConnectionRefusedError("db down")
+        raise outage
 
     dlq = InMemoryDeadLetters()
     subject = InboxConsumer("v", unreachable, InMemoryInbox(), dlq, retry_delay_s=0)
-    with pytest.raises(ConnectionRefusedError):
+    with pytest.raises(type(outage)):
         await subject.process(incoming(stored))
     assert dlq.published == []
 
