@@ -23,6 +23,7 @@ from services.runtime.infra.postgres import (
     pg_cluster,
     pg_down,
     pg_up,
+    postgres_answers,
     wait_for_postgres,
 )
 from services.runtime.settings import Settings
@@ -106,6 +107,16 @@ class Injector:
                 return min(ended)
             await asyncio.sleep(0.1)
         return None
+
+
+async def restore_infrastructure(settings: Settings) -> None:
+    """Whatever a fault left down (a run stopped halfway), started again: the broker and the
+    cluster are shared, and a run must leave both answering."""
+    if await postgres_answers(settings.database_url) is None:
+        await asyncio.to_thread(pg_up, PgTarget.from_url(settings.database_url), _silent)
+        await wait_for_postgres(settings.database_url, READY_TIMEOUT_S)
+    if kafka_pid() is None:
+        await start_kafka_async(settings.kafka_bootstrap_servers, READY_TIMEOUT_S)
 
 
 def _silent(_line: str) -> None:

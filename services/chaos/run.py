@@ -29,7 +29,12 @@ from services.bench.stack import (
 )
 from services.binding.handlers import china_today
 from services.chaos import identity
-from services.chaos.faults import Injector, Recovery, local_infrastructure
+from services.chaos.faults import (
+    Injector,
+    Recovery,
+    local_infrastructure,
+    restore_infrastructure,
+)
 from services.chaos.invariants import Verdict, check_all, wait_for_quiet
 from services.chaos.load import FaultTolerantDriver, Flow, cast, registered, run_load
 from services.chaos.plan import INFRA_FAULTS, Bounds, FaultKind, fault_plan
@@ -87,8 +92,12 @@ async def run_chaos(cfg: ChaosConfig, settings: Settings, say: Say) -> ChaosRepo
     commands = {"identity": [sys.executable, *identity.COMMAND]}
     try:
         with quiet_loggers():
-            async with own_processes(settings, namespace, schemas, commands) as stack:
-                report = await _under_faults(stack, cfg, settings, say)
+            try:
+                async with own_processes(settings, namespace, schemas, commands) as stack:
+                    report = await _under_faults(stack, cfg, settings, say)
+            finally:
+                if INFRA_FAULTS & set(cfg.kinds):
+                    await restore_infrastructure(settings)
         say("chaos: services stopped; checking the invariants")
         report.verdict = await check_all(
             settings.database_url,
