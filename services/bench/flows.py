@@ -67,7 +67,7 @@ from services.bench.stack import (
     wait_for_directories,
 )
 from services.binding.handlers import china_today
-from services.binding.rules import BindingKind, Method, Relation
+from services.binding.rules import Relation
 from services.demo.stack import SERVICES, running_stack
 from services.runtime.auth import jwt_secret
 from services.runtime.settings import Settings
@@ -379,13 +379,7 @@ class _Driver(Driver):
     ) -> None:
         """One complete flow; its latency (or why it has none) goes into `run`."""
         headers = self.tokens[holder.pseudonym]
-        form = {
-            "kind": BindingKind.FAMILY_ACCOUNT.value,
-            "method": Method.ID_NUMBER.value,
-            "relation": relation.value,
-            "member_name": member.person.name,
-            "member_id_number": member.id_number,
-        }
+        form = self.form(member, relation)
         started, started_wall = time.perf_counter(), time.time()
         if run.first_start is None:
             run.first_start = started
@@ -401,13 +395,7 @@ class _Driver(Driver):
             return
         request_id = str(answer.json()["request_id"])
         run.starts[request_id], run.starts_wall[request_id] = started, started_wall
-        steps = (
-            ("sign", f"/bindings/{request_id}/commitment-letter/signature",
-             {"signature_sha256": self.signature}),
-            ("submit", f"/bindings/{request_id}/materials",
-             {"holder_household": self.holder_page, "member_household": self.member_page}),
-        )  # fmt: skip
-        for call, path, body in steps:
+        for call, path, body in self.material_calls(request_id):
             before = time.perf_counter()
             answer = await self.http.post(self.url("binding", path), json=body, headers=headers)
             done = time.perf_counter()

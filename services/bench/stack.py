@@ -35,6 +35,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts.envelope import event_type
 from services.bench.common import BenchError
+from services.binding.rules import BindingKind, Method, Relation
 from services.demo.people import NANCHANG_DISTRICT, Person, household_page_pdf, signature_png
 from services.demo.stack import SERVICES, migrate_stack
 from services.identity.id_number import check_char, parse_id_number
@@ -403,10 +404,12 @@ class FlowWatch:
 class Driver:
     """A holder's app for many holders: tokens issued once, one HTTP client for all."""
 
-    def __init__(self, stack: Services, secret: str, concurrency: int) -> None:
+    def __init__(
+        self, stack: Services, secret: str, concurrency: int, timeout_s: float = 60.0
+    ) -> None:
         self.stack, self.secret = stack, secret
         limits = httpx.Limits(max_connections=concurrency + 20, max_keepalive_connections=None)
-        self.http = httpx.AsyncClient(timeout=60, limits=limits)
+        self.http = httpx.AsyncClient(timeout=timeout_s, limits=limits)
         self.operator = self.token(Principal("bench-operator", Role.OPERATOR))
         self.tokens: dict[str, dict[str, str]] = {}
         self.signature = self.holder_page = self.member_page = ""
@@ -462,6 +465,27 @@ class Driver:
         self.member_page = await upload(
             household_page_pdf(member.person, member.id_number), "application/pdf", "member.pdf"
         )
+
+    @staticmethod
+    def form(member: Insured, relation: Relation) -> dict[str, str]:
+        """A family-account request naming the member by ID number."""
+        return {
+            "kind": BindingKind.FAMILY_ACCOUNT.value,
+            "method": Method.ID_NUMBER.value,
+            "relation": relation.value,
+            "member_name": member.person.name,
+            "member_id_number": member.id_number,
+        }
+
+    def material_calls(self, request_id: str) -> tuple[tuple[str, str, dict[str, str]], ...]:
+        """The holder's calls after the request, (name, path, body) each: sign the letter with
+        the uploaded signature, then submit both household pages."""
+        return (
+            ("sign", f"/bindings/{request_id}/commitment-letter/signature",
+             {"signature_sha256": self.signature}),
+            ("submit", f"/bindings/{request_id}/materials",
+             {"holder_household": self.holder_page, "member_household": self.member_page}),
+        )  # fmt: skip
 
     async def close(self) -> None:
         await self.http.aclose()

@@ -129,6 +129,22 @@ async def _events(conn: Executor, schema: str) -> list[asyncpg.Record]:
     )
 
 
+def _tie(
+    logs: Logs, service: str, rows: list[asyncpg.Record], *, opening: str, key: str, request: str
+) -> dict[str, str]:
+    """Count the events naming `key` (a case or face check id) for the request that the event
+    `opening` tied that id to (its field `request`); returns id -> request id."""
+    ties: dict[str, str] = {}
+    for row in rows:
+        data = json.loads(row["data"])
+        if row["event_type"] == opening:
+            ties[data[key]] = data[request]
+        tied = ties.get(data.get(key, ""))
+        if tied is not None:
+            logs.effects[tied][f"{service} {row['event_type']}"] += 1
+    return ties
+
+
 async def read_logs(conn: Executor, schemas: dict[str, str]) -> Logs:
     logs = Logs()
     rows = {service: await _events(conn, schema) for service, schema in schemas.items()}
@@ -144,22 +160,14 @@ async def read_logs(conn: Executor, schemas: dict[str, str]) -> Logs:
             logs.holder_kind[request] = (row["stream_id"], data["kind"])
         if row["event_type"] in _ENDS:
             logs.end[request] = _ENDS[row["event_type"]]
-    cases: dict[str, str] = {}  # case id -> request id
-    for row in rows["review"]:
-        data = json.loads(row["data"])
-        if row["event_type"] == "ReviewCaseOpened":
-            cases[data["case_id"]] = data["request_id"]
-        request = cases.get(data.get("case_id", ""))
-        if request is not None:
-            logs.effects[request][f"review {row['event_type']}"] += 1
-    checks: dict[str, str] = {}  # face check id -> request id
-    for row in rows["identity"]:
-        data = json.loads(row["data"])
-        if row["event_type"] == "FaceCheckRequested":
-            checks[data["check_id"]] = data["correlation_id"]
-        request = checks.get(data.get("check_id", ""))
-        if request is not None:
-            logs.effects[request][f"identity {row['event_type']}"] += 1
+    _tie(
+        logs, "review", rows["review"],
+        opening="ReviewCaseOpened", key="case_id", request="request_id",
+    )  # fmt: skip
+    checks = _tie(
+        logs, "identity", rows["identity"],
+        opening="FaceCheckRequested", key="check_id", request="correlation_id",
+    )  # fmt: skip
     for request in checks.values():
         logs.open_checks += not any(logs.effects[request][f"identity {t}"] for t in _FACE_OUTCOMES)
     return logs

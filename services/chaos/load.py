@@ -39,7 +39,7 @@ from services.bench.stack import (
     code_of,
     people,
 )
-from services.binding.rules import BindingKind, Method, Relation
+from services.binding.rules import Relation
 from services.identity.api import SIGNATURE_HEADER
 from services.identity.face_check import FaceFailureReason
 from services.identity.face_provider import sign_callback
@@ -201,13 +201,7 @@ class FaultTolerantDriver(Driver):
         relation = (
             Relation.CHILD if flow.kind is FlowKind.CHILD else self.rng.choice(_ADULT_RELATIONS)
         )
-        form = {
-            "kind": BindingKind.FAMILY_ACCOUNT.value,
-            "method": Method.ID_NUMBER.value,
-            "relation": relation.value,
-            "member_name": flow.member.person.name,
-            "member_id_number": flow.member.id_number,
-        }
+        form = self.form(flow.member, relation)
         answer = await self.call(
             "POST", "binding", "/bindings", deadline,
             json=form, headers={**headers, "Idempotency-Key": flow.key},
@@ -217,13 +211,7 @@ class FaultTolerantDriver(Driver):
         if answer.status_code != 202:
             return f"request {answer.status_code} {code_of(answer)}"
         flow.request_id = request_id = str(answer.json()["request_id"])
-        steps = (
-            ("sign", f"/bindings/{request_id}/commitment-letter/signature",
-             {"signature_sha256": self.signature}),
-            ("submit", f"/bindings/{request_id}/materials",
-             {"holder_household": self.holder_page, "member_household": self.member_page}),
-        )  # fmt: skip
-        for call, path, body in steps:
+        for call, path, body in self.material_calls(request_id):
             answer = await self.call("POST", "binding", path, deadline, json=body, headers=headers)
             if answer.status_code != 200:
                 return f"{call} {answer.status_code} {code_of(answer)}"
