@@ -50,7 +50,7 @@ ID_REGION = "360121"  # 南昌县: a county code valid in every birth year used 
 POLICY_REGION = "36"  # Jiangxi: every holder is insured in Nanchang (360102)
 _SURNAMES = "李王张刘陈杨黄赵吴周徐孙胡朱高林何郭马罗"
 _GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚桂"
-_QUIET = ("uvicorn.access", "uvicorn.error", "faststream", "faststream.access.kafka")
+_QUIET = ("uvicorn.access", "uvicorn.error", "faststream", "faststream.access.kafka", "httpx")
 # The events a flow passes through, watched on the three topics: stage name by CloudEvents
 # type. Identity's face-check events carry the check id; its request is the check's
 # `correlation_id`, which `FaceCheckRequested` carries.
@@ -252,12 +252,13 @@ async def own_processes(
 
 
 @contextlib.contextmanager
-def quiet_loggers() -> Iterator[None]:
-    """The libraries' per-request and per-message lines off while the flows run: FastStream's
-    brokers set their access logger's level when they start (and log every message at INFO
-    there), so the loggers are disabled rather than raised."""
-    saved = {name: logging.getLogger(name).disabled for name in _QUIET}
-    for name in _QUIET:
+def quiet_loggers(*more: str) -> Iterator[None]:
+    """The libraries' per-request and per-message lines (and the loggers `more`) off while the
+    flows run: FastStream's brokers set their access logger's level when they start (and log
+    every message at INFO there), so the loggers are disabled rather than raised."""
+    names = (*_QUIET, *more)
+    saved = {name: logging.getLogger(name).disabled for name in names}
+    for name in names:
         logging.getLogger(name).disabled = True
     try:
         yield

@@ -91,7 +91,8 @@ async def run_chaos(cfg: ChaosConfig, settings: Settings, say: Say) -> ChaosRepo
     namespace = f"chaos{tag}"
     commands = {"identity": [sys.executable, *identity.COMMAND]}
     try:
-        with quiet_loggers():
+        # The broker's clients report every failed connection while it is down: expected here.
+        with quiet_loggers("aiokafka", "aiokafka.consumer.fetcher"):
             try:
                 async with own_processes(settings, namespace, schemas, commands) as stack:
                     report = await _under_faults(stack, cfg, settings, say)
@@ -135,6 +136,7 @@ async def _under_faults(
     topics = [f"{stack.namespace}.{s}.v1" for s in SERVICES]
     watch = FlowWatch(stack.kafka, topics, on_face_check=driver.face_check_opened)
     try:
+        say(f"chaos: seed {cfg.seed}; faults: {', '.join(k.value for k in cfg.kinds)}")
         say(f"chaos: registering {len(persons)} persons ({cfg.holders} holders)")
         done = await gather_bounded(REGISTRATIONS_IN_FLIGHT, [driver.register(p) for p in persons])
         conn = await asyncpg.connect(settings.database_url)
