@@ -9,7 +9,7 @@ import asyncpg
 import typer
 
 from services.runtime.blobs import BLOB_SCHEMA, blob_migrations
-from services.runtime.integrity import Sealer, verify
+from services.runtime.integrity import Sealer, missing_tables, verify
 from services.runtime.logging import configure_logging
 from services.runtime.migrate import migrate, service_migrations
 from services.runtime.settings import Settings
@@ -56,15 +56,18 @@ async def _verify(database_url: str, services: list[str], seal: bool) -> bool:
     ok = True
     try:
         for name in services:
-            if seal:
+            if seal and not await missing_tables(pool, name):
                 await Sealer(pool, name).seal_once()
             report = await verify(pool, name)
+            ok = ok and report.ok
+            if not report.deployed:
+                typer.echo(f"{name}: no schema yet (not migrated): nothing to verify")
+                continue
             status = "ok" if report.ok else f"TAMPERED: {report.first_problem}"
             typer.echo(
                 f"{name}: {status} ({report.events_checked} events, {report.blocks_checked} blocks,"
                 f" {report.unsealed} not sealed yet)"
             )
-            ok = ok and report.ok
     finally:
         await pool.close()
     return ok

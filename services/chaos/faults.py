@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from services.bench.stack import Child, FlowWatch
 from services.chaos.plan import KILLED_SERVICE, Fault, FaultKind
 from services.runtime.infra import kafka_pid, kill_kafka, start_kafka_async
-from services.runtime.infra.common import run
 from services.runtime.infra.postgres import (
     PgTarget,
-    _privileged,  # the cluster tools' sudo rule, as `infra up` applies it
     pg_cluster,
     pg_down,
+    pg_restart,
     pg_up,
     postgres_answers,
     wait_for_postgres,
@@ -86,7 +85,7 @@ class Injector:
             await asyncio.sleep(fault.down_s)
             await start_kafka_async(self.settings.kafka_bootstrap_servers, READY_TIMEOUT_S)
         elif kind is FaultKind.RESTART_POSTGRES:
-            await asyncio.to_thread(_pg_ctl, "restart", "-m", "fast")
+            await asyncio.to_thread(pg_restart, _silent)
             await wait_for_postgres(self.settings.database_url, READY_TIMEOUT_S)
         else:
             await asyncio.to_thread(pg_down, _silent)
@@ -121,13 +120,6 @@ async def restore_infrastructure(settings: Settings) -> None:
 
 def _silent(_line: str) -> None:
     return None
-
-
-def _pg_ctl(*action: str) -> None:
-    cluster = pg_cluster()
-    if cluster is None:
-        raise RuntimeError("no local PostgreSQL cluster to restart")
-    run(_privileged(["pg_ctlcluster", cluster.version, cluster.name, *action]))
 
 
 def local_infrastructure(settings: Settings) -> str | None:

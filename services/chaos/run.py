@@ -49,6 +49,10 @@ QUIET_TIMEOUT_S = 120.0  # after the last flow ended, the stack must be quiet wi
 REGISTRATIONS_IN_FLIGHT = 16
 
 
+class ChaosError(RuntimeError):
+    """The run cannot be made here (the infrastructure is not the local one)."""
+
+
 @dataclass(frozen=True)
 class ChaosConfig:
     """A run's bounds: it stops injecting after `minutes` or `bounds.faults` faults, whichever
@@ -85,7 +89,7 @@ async def run_chaos(cfg: ChaosConfig, settings: Settings, say: Say) -> ChaosRepo
     """A run in fresh schemas `chaos_<hex>_<service>` and topics `chaos<hex>.<service>.v1`,
     dropped at the end."""
     if INFRA_FAULTS & set(cfg.kinds) and (why := local_infrastructure(settings)) is not None:
-        raise typer.BadParameter(f"infrastructure faults need the local stack: {why}")
+        raise ChaosError(f"infrastructure faults need the local stack: {why}")
     tag = uuid.uuid4().hex[:8]
     schemas = {service: f"chaos_{tag}_{service}" for service in SERVICES}
     namespace = f"chaos{tag}"
@@ -244,7 +248,11 @@ def chaos_command(
     chosen = seed if seed is not None else int.from_bytes(uuid.uuid4().bytes[:4])
     cfg = ChaosConfig(minutes=minutes, seed=chosen)
     cfg = replace(cfg, bounds=replace(cfg.bounds, faults=max(len(cfg.kinds), round(minutes * 4))))
-    report = asyncio.run(run_chaos(cfg, settings, typer.echo))
+    try:
+        report = asyncio.run(run_chaos(cfg, settings, typer.echo))
+    except ChaosError as exc:
+        typer.echo(f"chaos: {exc}", err=True)
+        raise typer.Exit(2) from None
     typer.echo(table(report))
     if not report.ok:
         raise typer.Exit(1)

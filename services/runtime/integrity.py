@@ -53,6 +53,9 @@ class VerifyReport:
     blocks_checked: int = 0
     unsealed: int = 0
     problems: list[Problem] = field(default_factory=list)
+    # False: the schema was never migrated (the service is not deployed): nothing to verify,
+    # which is not tampering.
+    deployed: bool = True
 
     @property
     def ok(self) -> bool:
@@ -227,11 +230,38 @@ async def _verify_seals(conn: Conn, schema: str, report: VerifyReport) -> None:
     report.unsealed = len(current) - cursor
 
 
+# The tables verify reads; `qinqing migrate` makes them with the schema's migration record.
+_LOG_TABLES = ("events", "seal_blocks")
+
+
+async def missing_tables(db: Conn | asyncpg.Pool, schema: str) -> list[str]:
+    """Which of its migration record and its log's tables `schema` lacks: all of them when it
+    was never migrated, none when it can be sealed and verified."""
+    tables = ("schema_migrations", *_LOG_TABLES)
+    found = await db.fetch(
+        "SELECT t FROM unnest($1::text[]) AS t WHERE to_regclass($2 || '.' || t) IS NULL",
+        list(tables),
+        check_schema_name(schema),
+    )
+    return [row["t"] for row in found]
+
+
 async def verify(pool: asyncpg.Pool, schema: str) -> VerifyReport:
-    """Recompute every stream chain and every sealed block of `schema`."""
+    """Recompute every stream chain and every sealed block of `schema`. A schema that was
+    never migrated is reported as not deployed; one migrated whose log tables are gone, as
+    history removed."""
     check_schema_name(schema)
     report = VerifyReport()
     async with pool.acquire() as conn:
+        missing = await missing_tables(conn, schema)
+        if "schema_migrations" in missing:
+            report.deployed = False
+            return report
+        gone = [t for t in _LOG_TABLES if t in missing]
+        if gone:
+            detail = f"table(s) {', '.join(gone)} of a migrated schema are gone"
+            report.problems.append(Problem(ProblemKind.REMOVED, detail))
+            return report
         await _verify_seals(conn, schema, report)
         await _verify_streams(conn, schema, report)
     return report

@@ -1,4 +1,5 @@
-"""structlog set-up: JSON off a terminal, context vars (correlation_id, stream_id, event_id)."""
+"""structlog set-up: JSON off a terminal, context vars (correlation_id, stream_id, event_id),
+the libraries' stdlib logging through the same processors, aiokafka's outages told once."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import sys
 from typing import Any
 
 import structlog
+
+from services.runtime.outages import UNAVAILABLE
 
 # Keys that must never reach a log line, whatever a caller binds by mistake.
 SENSITIVE_KEYS = frozenset({"id_number", "name", "password", "face_result", "payload", "data"})
@@ -39,30 +42,113 @@ def _redact(_: Any, __: str, event_dict: structlog.types.EventDict) -> structlog
     return {key: _masked(value) for key, value in event_dict.items()}
 
 
+def _outage_without_traceback(
+    _: Any, __: str, event_dict: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """A dependency that is down (an expected outage) is told by its class and text: its
+    traceback says nothing an operator can act on and spreads one failure over many lines."""
+    exc_info = event_dict.get("exc_info")
+    error = sys.exc_info()[1] if exc_info is True else exc_info
+    if isinstance(error, tuple):
+        error = error[1]
+    if isinstance(error, UNAVAILABLE):
+        del event_dict["exc_info"]
+        event_dict.setdefault("error_type", type(error).__name__)
+        event_dict.setdefault("error", str(error))
+    return event_dict
+
+
+class KafkaOutageFilter(logging.Filter):
+    """aiokafka logs every failed attempt while a broker is away, thousands of lines a
+    minute. This passes the first warning or error of an outage as one warning, counts the
+    rest, and turns the client's first sign of talking to the broker again into one line
+    with the count. Its other INFO lines stay out, as before."""
+
+    # The format strings of aiokafka's INFO lines that only a broker's answer produces.
+    RECONNECTED = ("Discovered coordinator", "Joined group", "Successfully synced group")
+    # An outage that went quiet this long without a sign of recovery is over all the same:
+    # the next error starts a new one instead of being counted into a stale one.
+    QUIET_S = 60.0
+
+    def __init__(self, level: int = logging.INFO) -> None:
+        super().__init__()
+        self.level = level  # what the operator asked for; aiokafka itself logs at INFO
+        self.suppressed = 0
+        self._since: float | None = None
+        self._last = 0.0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("aiokafka"):
+            return True
+        if record.levelno >= logging.WARNING:
+            if self._since is not None and record.created - self._last < self.QUIET_S:
+                self.suppressed += 1
+                self._last = record.created
+                return False
+            self._since = self._last = record.created
+            self.suppressed = 0
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.repeats = "suppressed until the client reaches the broker again"
+            return record.levelno >= self.level
+        if self._since is None or not str(record.msg).startswith(self.RECONNECTED):
+            return False
+        record.msg, record.args = "kafka client reaches the broker again", ()
+        record.suppressed = self.suppressed
+        record.down_s = round(record.created - self._since, 1)
+        self._since = None
+        return record.levelno >= self.level
+
+
+# What the filter above adds to a record, kept in the line (other extras, such as
+# uvicorn's colour copy of its message, are not).
+_EXTRAS = ("repeats", "suppressed", "down_s")
+
+
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Ours among the root logger's handlers (a test runner's stay where they are)."""
+
+
 def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
-    """Configure structlog and the stdlib root logger once per process."""
+    """Configure structlog and the stdlib root logger once per process: the libraries' lines
+    (aiokafka, uvicorn's access and error logs, asyncpg, FastStream) go through the same
+    processors as ours, so every line is JSON when JSON is on, and masked the same way."""
     as_json = (not sys.stderr.isatty()) if json is None else json
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
         if as_json
         else structlog.dev.ConsoleRenderer()
     )
+    shared: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _outage_without_traceback,
+        structlog.processors.format_exc_info,
+        _redact,  # after the traceback is text, so exception messages are masked too
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            _redact,  # after the traceback is text, so exception messages are masked too
-            renderer,
-        ],
+        processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(name)s %(levelname)s %(message)s")
-    # aiokafka retries loudly while a broker is down; one line per failure is noise for operators.
-    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    handler = _Handler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_logger_name,
+                structlog.stdlib.ExtraAdder(allow=_EXTRAS),
+                *shared,
+            ],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    handler.addFilter(KafkaOutageFilter(logging.getLevelName(level)))
+    root = logging.getLogger()
+    root.handlers = [h for h in root.handlers if not isinstance(h, _Handler)] + [handler]
+    root.setLevel(level)
+    # INFO, whatever the level asked for: the filter needs the client's signs of recovery.
+    logging.getLogger("aiokafka").setLevel(logging.INFO)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

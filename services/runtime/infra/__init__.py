@@ -25,7 +25,7 @@ from services.runtime.infra.kafka import (
     start_kafka,
     start_kafka_async,
 )
-from services.runtime.infra.postgres import postgres_answers, test_database_url
+from services.runtime.infra.postgres import pg_restart, postgres_answers, test_database_url
 from services.runtime.infra.stack import Endpoints, ensure_down, ensure_up
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "kafka_answers",
     "kafka_pid",
     "kill_kafka",
+    "pg_restart",
     "postgres_answers",
     "repo_root",
     "start_kafka",

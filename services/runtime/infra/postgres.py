@@ -211,6 +211,16 @@ def pg_down(say: Say = say_stderr) -> bool:
     return True
 
 
+def pg_restart(say: Say = say_stderr) -> None:
+    """Restart our cluster as an operator would (`pg_ctlcluster restart`, fast mode: open
+    sessions are ended); returns once it accepts connections again."""
+    cluster = pg_cluster()
+    if cluster is None or not cluster.online:
+        raise InfraError(f"PostgreSQL cluster {PG_CLUSTER} is not running; run `qinqing infra up`")
+    say(f"postgres: restarting cluster {cluster.version}/{cluster.name}")
+    run(_privileged(["pg_ctlcluster", cluster.version, cluster.name, "restart", "-m", "fast"]))
+
+
 async def postgres_answers(url: str, timeout_s: float = 3.0) -> str | None:
     """The server version if `SELECT 1` works at `url`, else None."""
     try:
