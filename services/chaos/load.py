@@ -64,7 +64,9 @@ EXPECTED = {
     FlowKind.FACE_FAILS: "rejected",
     FlowKind.SIXTH: "refused",
 }
-_MIX = ((FlowKind.ADULT, 0.5), (FlowKind.CHILD, 0.3), (FlowKind.FACE_FAILS, 0.2))
+# How a holder's five members are drawn: half adults, three in ten children, the rest failing.
+_MEMBERS = (FlowKind.ADULT, FlowKind.CHILD, FlowKind.FACE_FAILS)
+_WEIGHTS = (0.5, 0.3, 0.2)
 _ADULT_RELATIONS = (Relation.PARENT, Relation.SIBLING, Relation.GRANDPARENT, Relation.SPOUSE)
 
 
@@ -73,6 +75,7 @@ class Flow:
     kind: FlowKind
     holder: Insured
     member: Insured
+    relation: Relation
     key: str = field(default_factory=lambda: uuid.uuid4().hex)  # the Idempotency-Key
     request_id: str | None = None
     outcome: str | None = None  # bound | rejected | refused | incomplete | <call> <status>
@@ -96,13 +99,7 @@ def cast(holders: int, today: date, seed: int) -> tuple[list[Insured], list[Fami
     """Everyone to register, and each holder's flows, drawn from `seed` (the persons are not
     registered yet: `registered` gives the families their pseudonyms afterwards)."""
     rng = random.Random(seed)  # noqa: S311 - a load to replay, not a secret
-    kinds = [
-        [
-            rng.choices([k for k, _ in _MIX], [w for _, w in _MIX])[0]
-            for _ in range(MEMBERS_PER_HOLDER)
-        ]
-        for _ in range(holders)
-    ]
+    kinds = [rng.choices(_MEMBERS, _WEIGHTS, k=MEMBERS_PER_HOLDER) for _ in range(holders)]
     adults_n = sum(k != FlowKind.CHILD for row in kinds for k in row)
     children_n = sum(row.count(FlowKind.CHILD) for row in kinds)
     # Three birth ranges, so no two groups draw the same ID number.
@@ -115,26 +112,20 @@ def cast(holders: int, today: date, seed: int) -> tuple[list[Insured], list[Fami
         days=5_000,
         start=holders + adults_n,
     )
-    return [*heads, *adults, *children], _plan(kinds, heads, adults, children)
-
-
-def _plan(
-    kinds: list[list[FlowKind]],
-    heads: list[Insured],
-    adults: list[Insured],
-    children: list[Insured],
-) -> list[Family]:
     left = {"adult": iter(adults), "child": iter(children)}
     families = []
     for n, (holder, row) in enumerate(zip(heads, kinds, strict=True)):
         flows = [
-            Flow(kind, holder, next(left["child" if kind is FlowKind.CHILD else "adult"]))
+            Flow(kind, holder, next(left["adult"]), rng.choice(_ADULT_RELATIONS))
+            if kind is not FlowKind.CHILD
+            else Flow(kind, holder, next(left["child"]), Relation.CHILD)
             for kind in row
         ]
         if FlowKind.FACE_FAILS not in row:  # five live members: the next holder is a sixth
-            flows.append(Flow(FlowKind.SIXTH, holder, heads[(n + 1) % len(heads)]))
+            sixth = heads[(n + 1) % len(heads)]
+            flows.append(Flow(FlowKind.SIXTH, holder, sixth, Relation.SIBLING))
         families.append(Family(holder, flows))
-    return families
+    return [*heads, *adults, *children], families
 
 
 def registered(families: list[Family], by_number: dict[str, Insured]) -> list[Family]:
@@ -143,7 +134,12 @@ def registered(families: list[Family], by_number: dict[str, Insured]) -> list[Fa
         Family(
             by_number[f.holder.id_number],
             [
-                Flow(flow.kind, by_number[f.holder.id_number], by_number[flow.member.id_number])
+                Flow(
+                    flow.kind,
+                    by_number[f.holder.id_number],
+                    by_number[flow.member.id_number],
+                    flow.relation,
+                )
                 for flow in f.flows
             ],
         )
@@ -159,11 +155,10 @@ class FaultTolerantDriver(Driver):
     """The holder's app and the face provider, sending a refused call again until it is
     answered or its flow's time is up."""
 
-    def __init__(self, stack: Services, secret: str, callback_secret: bytes, seed: int) -> None:
+    def __init__(self, stack: Services, secret: str, callback_secret: bytes) -> None:
         super().__init__(stack, secret, concurrency=32, timeout_s=CALL_TIMEOUT_S)
         self.callback_secret = callback_secret
         self.retried: Counter[str] = Counter()  # calls sent again, by service and cause
-        self.rng = random.Random(seed)  # noqa: S311 - relations to replay, not a secret
         self._checks: dict[str, str] = {}  # request id -> face check id
         self._fails: dict[str, bool] = {}  # request id -> whether its face check must fail
         self._answers: set[asyncio.Task[None]] = set()
@@ -198,10 +193,7 @@ class FaultTolerantDriver(Driver):
 
     async def _drive(self, flow: Flow, watch: FlowWatch, deadline: float) -> str:
         headers = self.tokens[flow.holder.pseudonym]
-        relation = (
-            Relation.CHILD if flow.kind is FlowKind.CHILD else self.rng.choice(_ADULT_RELATIONS)
-        )
-        form = self.form(flow.member, relation)
+        form = self.form(flow.member, flow.relation)
         answer = await self.call(
             "POST", "binding", "/bindings", deadline,
             json=form, headers={**headers, "Idempotency-Key": flow.key},

@@ -136,7 +136,7 @@ async def _under_faults(
     today = china_today(datetime.now(UTC))
     persons, planned = cast(cfg.holders, today, cfg.seed)
     secret = callback_secret(IdentitySettings())
-    driver = FaultTolerantDriver(stack, jwt_secret(settings), secret, cfg.seed)
+    driver = FaultTolerantDriver(stack, jwt_secret(settings), secret)
     topics = [f"{stack.namespace}.{s}.v1" for s in SERVICES]
     watch = FlowWatch(stack.kafka, topics, on_face_check=driver.face_check_opened)
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date
 
 from services.bench.stack import Insured
+from services.binding.rules import Relation
 from services.chaos.invariants import Logs, Topic, Verdict, check_effects, check_flows, check_topics
 from services.chaos.load import Flow, FlowKind
 from services.demo.people import Person
@@ -14,7 +15,7 @@ SOMEONE = Insured(Person("p", "李伟", date(1980, 1, 1), female=False), "", "ps
 
 
 def _flow(kind: FlowKind, request_id: str | None, outcome: str) -> Flow:
-    return Flow(kind, SOMEONE, SOMEONE, request_id=request_id, outcome=outcome)
+    return Flow(kind, SOMEONE, SOMEONE, Relation.PARENT, request_id=request_id, outcome=outcome)
 
 
 def _bound(logs: Logs, request_id: str, *, face: bool, bound_events: int = 1) -> None:
