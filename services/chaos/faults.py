@@ -62,7 +62,7 @@ class Injector:
             await self._hit(fault)
             await asyncio.wait_for(self._all_ready(), READY_TIMEOUT_S)
         except (TimeoutError, RuntimeError):
-            return Recovery(fault.kind, started - self.began, fault.down_s, None, None)
+            return Recovery(fault.kind, round(started - self.began, 2), fault.down_s, None, None)
         back = time.perf_counter()
         flow = await self._next_flow_end(back)
         return Recovery(

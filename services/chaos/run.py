@@ -66,8 +66,9 @@ class ChaosConfig:
 
     @property
     def holders(self) -> int:
-        """Enough families for the whole run: one holder's flows take ~10 s when calm."""
-        return max(2 * self.families_in_flight, round(self.minutes * 60))
+        """Families for the whole run with room to spare: a family takes ~10 s on 2 cores
+        when calm (if they run out, the run stops injecting, see `_faults`)."""
+        return max(2 * self.families_in_flight, round(self.minutes * 90))
 
 
 @dataclass
@@ -142,7 +143,9 @@ async def _under_faults(
     try:
         say(f"chaos: seed {cfg.seed}; faults: {', '.join(k.value for k in cfg.kinds)}")
         say(f"chaos: registering {len(persons)} persons ({cfg.holders} holders)")
+        registering = time.perf_counter()
         done = await gather_bounded(REGISTRATIONS_IN_FLIGHT, [driver.register(p) for p in persons])
+        say(f"chaos: registered in {time.perf_counter() - registering:.1f} s")
         conn = await asyncpg.connect(settings.database_url)
         try:
             await wait_for_directories(conn, stack.schemas, len(persons), 120)
@@ -155,7 +158,8 @@ async def _under_faults(
         began = time.perf_counter()
         stop = asyncio.Event()
         load = asyncio.create_task(run_load(driver, families, watch, stop, cfg.families_in_flight))
-        recoveries = await _faults(cfg, Injector(settings, stack.children, watch, began), say)
+        injector = Injector(settings, stack.children, watch, began)
+        recoveries = await _faults(cfg, injector, load, say)
         stop.set()
         say("chaos: faults over; letting the flows under way end")
         await load
@@ -180,13 +184,20 @@ async def _under_faults(
         await driver.close()
 
 
-async def _faults(cfg: ChaosConfig, injector: Injector, say: Say) -> list[Recovery]:
+async def _faults(
+    cfg: ChaosConfig, injector: Injector, load: asyncio.Task[None], say: Say
+) -> list[Recovery]:
+    """The plan's faults until it ends, the time is up, or the load ran out of families (a
+    fault with no flow after it could not show its recovery)."""
     deadline = time.perf_counter() + cfg.minutes * 60
     recoveries = []
     for n, fault in enumerate(fault_plan(cfg.seed, cfg.kinds, cfg.bounds), start=1):
         if time.perf_counter() + fault.gap_s > deadline:
             break
         await asyncio.sleep(fault.gap_s)
+        if load.done():
+            say("chaos: every family's flows are done; no more faults")
+            break
         recovery = await injector.inject(fault)
         recoveries.append(recovery)
         say(f"chaos: fault {n} {_recovery_line(recovery)}")
