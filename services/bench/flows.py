@@ -58,7 +58,6 @@ from services.bench.stack import (
     Services,
     code_of,
     count_rows,
-    drop_schemas,
     drop_topics,
     gather_bounded,
     own_processes,
@@ -68,7 +67,7 @@ from services.bench.stack import (
 )
 from services.binding.handlers import china_today
 from services.binding.rules import Relation
-from services.demo.stack import SERVICES, running_stack
+from services.demo.stack import SERVICES, drop_stack, running_stack
 from services.runtime.auth import jwt_secret
 from services.runtime.settings import Settings
 
@@ -492,7 +491,7 @@ async def _phase(
                 return await _measure(services, cfg, settings, say)
     finally:
         with contextlib.suppress(Exception):
-            await drop_schemas(settings.database_url, schemas)
+            await drop_stack(settings.database_url, schemas)
         with contextlib.suppress(Exception):
             await drop_topics(bootstrap, namespace)
 

@@ -278,15 +278,6 @@ async def drop_topics(bootstrap: str, namespace: str) -> None:
         await admin.close()
 
 
-async def drop_schemas(database_url: str, schemas: dict[str, str]) -> None:
-    conn = await asyncpg.connect(database_url)
-    try:
-        for schema in schemas.values():
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
-
-
 # ---------------------------------------------------------------------------- watching Kafka
 
 

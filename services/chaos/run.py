@@ -20,7 +20,6 @@ import typer
 from services.bench.stack import (
     FlowWatch,
     Services,
-    drop_schemas,
     drop_topics,
     gather_bounded,
     own_processes,
@@ -38,7 +37,7 @@ from services.chaos.faults import (
 from services.chaos.invariants import Verdict, check_all, wait_for_quiet
 from services.chaos.load import FaultTolerantDriver, Flow, cast, registered, run_load
 from services.chaos.plan import INFRA_FAULTS, Bounds, FaultKind, fault_plan
-from services.demo.stack import SERVICES
+from services.demo.stack import SERVICES, drop_stack
 from services.identity.app import IdentitySettings, callback_secret
 from services.runtime.auth import jwt_secret
 from services.runtime.logging import configure_logging
@@ -126,7 +125,7 @@ async def run_chaos(cfg: ChaosConfig, settings: Settings, say: Say) -> ChaosRepo
         return report
     finally:
         with contextlib.suppress(Exception):
-            await drop_schemas(settings.database_url, schemas)
+            await drop_stack(settings.database_url, schemas)
         with contextlib.suppress(Exception):
             await drop_topics(settings.kafka_bootstrap_servers, namespace)
 

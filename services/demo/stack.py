@@ -47,6 +47,16 @@ async def migrate_stack(database_url: str, schemas: dict[str, str]) -> None:
         await conn.close()
 
 
+async def drop_stack(database_url: str, schemas: dict[str, str]) -> None:
+    """Drop the schemas `migrate_stack` made (a test's or a benchmark's own)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        for schema in schemas.values():
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
 async def _serve(app: FastAPI) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
     """Serve `app` on a free loopback port; returns once it accepts connections."""
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on")

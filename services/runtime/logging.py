@@ -4,6 +4,7 @@ the libraries' stdlib logging through the same processors, aiokafka's outages to
 from __future__ import annotations
 
 import logging
+import math
 import re
 import sys
 from typing import Any
@@ -66,6 +67,9 @@ class KafkaOutageFilter(logging.Filter):
 
     # The format strings of aiokafka's INFO lines that only a broker's answer produces.
     RECONNECTED = ("Discovered coordinator", "Joined group", "Successfully synced group")
+    # Errors this soon after that sign are the client's other connections (each consumer
+    # group's coordinator, the fetcher) catching up, not a new outage.
+    SETTLE_S = 5.0
     # An outage that went quiet this long without a sign of recovery is over all the same:
     # the next error starts a new one instead of being counted into a stale one.
     QUIET_S = 60.0
@@ -74,23 +78,32 @@ class KafkaOutageFilter(logging.Filter):
         super().__init__()
         self.level = level  # what the operator asked for; aiokafka itself logs at INFO
         self.suppressed = 0
-        self._since: float | None = None
-        self._last = 0.0
+        self._since: float | None = None  # when the outage began; None: no outage
+        self._last = 0.0  # the outage's latest error
+        self._reconnected = -math.inf  # the latest sign of recovery
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.name.startswith("aiokafka"):
             return True
-        if record.levelno >= logging.WARNING:
-            if self._since is not None and record.created - self._last < self.QUIET_S:
-                self.suppressed += 1
-                self._last = record.created
-                return False
-            self._since = self._last = record.created
-            self.suppressed = 0
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
-            record.repeats = "suppressed until the client reaches the broker again"
-            return record.levelno >= self.level
-        if self._since is None or not str(record.msg).startswith(self.RECONNECTED):
+        if record.levelno < logging.WARNING:
+            return self._recovered(record)
+        if self._since is not None and record.created - self._last < self.QUIET_S:
+            self.suppressed += 1
+            self._last = record.created
+            return False
+        if record.created - self._reconnected < self.SETTLE_S:
+            return False
+        self._since = self._last = record.created
+        self.suppressed = 0
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.repeats = "suppressed until the client reaches the broker again"
+        return record.levelno >= self.level
+
+    def _recovered(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith(self.RECONNECTED):
+            return False
+        self._reconnected = record.created
+        if self._since is None:
             return False
         record.msg, record.args = "kafka client reaches the broker again", ()
         record.suppressed = self.suppressed

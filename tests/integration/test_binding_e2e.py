@@ -25,7 +25,7 @@ from services.binding.projections import BindingViews, family_view
 from services.binding.rules import Relation
 from services.demo.people import Person
 from services.demo.scenario import Scenario
-from services.demo.stack import SERVICES, Stack, running_stack
+from services.demo.stack import SERVICES, Stack, drop_stack, running_stack
 from services.runtime.projection import ProjectionRunner
 from services.runtime.settings import Settings
 
@@ -35,15 +35,6 @@ ADULT = date(1980, 4, 1)
 
 def _schemas(tag: str) -> dict[str, str]:
     return {s: f"{s}_{tag}" for s in SERVICES}
-
-
-async def _drop(database_url: str, schemas: dict[str, str]) -> None:
-    conn = await asyncpg.connect(database_url)
-    try:
-        for schema in schemas.values():
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +51,7 @@ async def stack(database_url: str, kafka_bootstrap: str) -> AsyncIterator[Stack]
         ) as running:
             yield running
     finally:
-        await _drop(database_url, schemas)
+        await drop_stack(database_url, schemas)
 
 
 @pytest.fixture
@@ -246,7 +237,7 @@ async def test_a_binding_service_killed_mid_flow_loses_no_outcome_and_applies_no
         assert kinds["MemberBound"] == kinds["BindingMaterialsApproved"] == 1
         assert kinds["BindingFaceVerified"] == 1
     finally:
-        await _drop(database_url, schemas)
+        await drop_stack(database_url, schemas)
 
 
 # ---------------------------------------------------------------------------- refusals

@@ -125,12 +125,13 @@ def log_lines(
     stdlib records through caplog; anything else written to stdout or stderr through capsys."""
     saved, root_handlers = structlog.get_config(), list(logging.getLogger().handlers)
     kafka_level = logging.getLogger("aiokafka").level
+    # Before configure_logging, which sets the root level: caplog puts back what it found.
+    caplog.set_level(logging.DEBUG)
     configure_logging("DEBUG", json=True)
     out = io.StringIO()
     structlog.configure(
         logger_factory=structlog.PrintLoggerFactory(file=out), cache_logger_on_first_use=False
     )
-    caplog.set_level(logging.DEBUG)
 
     def read() -> list[str]:
         written = capsys.readouterr()

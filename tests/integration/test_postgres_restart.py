@@ -13,14 +13,13 @@ from collections.abc import AsyncIterator, Callable
 from datetime import date
 from uuid import uuid4
 
-import asyncpg
 import httpx
 import pytest
 
 from services.binding.rules import Relation
 from services.demo.people import Person
 from services.demo.scenario import Scenario
-from services.demo.stack import running_stack
+from services.demo.stack import drop_stack, running_stack
 from services.runtime import infra as local_infra
 from services.runtime.settings import Settings
 from tests.conftest import Infra
@@ -61,12 +60,7 @@ async def stack_and_story(database_url: str, kafka_bootstrap: str) -> AsyncItera
             finally:
                 await story.close()
     finally:
-        conn = await asyncpg.connect(database_url)
-        try:
-            for schema in schemas.values():
-                await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await conn.close()
+        await drop_stack(database_url, schemas)
 
 
 async def readiness(story: Scenario, http: httpx.AsyncClient) -> dict[str, int]:

@@ -19,10 +19,9 @@ from playwright.async_api import Browser, BrowserContext, Error, Page, async_pla
 
 from services.binding.rules import Relation
 from services.demo.scenario import REVIEWER_REGION, Scenario
-from services.demo.stack import Stack, running_stack
+from services.demo.stack import Stack, drop_stack, running_stack
 from services.runtime.auth import Principal, Role, issue_token
 from services.runtime.settings import Settings
-from tests.integration.test_binding_e2e import _drop as drop_schemas
 from tests.integration.test_binding_e2e import _schemas as e2e_schemas
 
 CHROMIUM = "/usr/bin/chromium"
@@ -42,7 +41,7 @@ async def stack(database_url: str, kafka_bootstrap: str) -> AsyncIterator[Stack]
         ) as running:  # fmt: skip
             yield running
     finally:
-        await drop_schemas(database_url, schemas)
+        await drop_stack(database_url, schemas)
 
 
 @pytest.fixture(scope="module")
