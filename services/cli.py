@@ -7,6 +7,7 @@ import typer
 from services.admin import migrate_command, verify_command
 from services.bench import bench_command
 from services.binding.cli import binding_app
+from services.chaos import chaos_command
 from services.demo import demo_command
 from services.identity.cli import identity_app
 from services.review.cli import review_app
@@ -17,6 +18,7 @@ app = typer.Typer(no_args_is_help=True, help="qinqing: event-sourced family-acco
 app.add_typer(infra_app, name="infra")
 app.command("demo")(demo_command)
 app.command("bench")(bench_command)
+app.command("chaos")(chaos_command)
 app.command("migrate")(migrate_command)
 app.command("token")(token_command)
 audit_app = typer.Typer(no_args_is_help=True, help="Auditors' tools over the event logs.")

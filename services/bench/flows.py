@@ -34,55 +34,50 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import logging
 import os
-import signal
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import asyncpg
-import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
-from contracts.envelope import event_type
 from services.bench.common import FLOW_TARGETS, BenchConfig, BenchError, Say, rate
+from services.bench.stack import (
+    MEMBERS_PER_HOLDER,
+    Driver,
+    FlowWatch,
+    Insured,
+    Services,
+    code_of,
+    count_rows,
+    drop_topics,
+    gather_bounded,
+    own_processes,
+    people,
+    quiet_loggers,
+    wait_for_directories,
+)
 from services.binding.handlers import china_today
-from services.binding.rules import BindingKind, Method, Relation
-from services.demo.people import NANCHANG_DISTRICT, Person, household_page_pdf, signature_png
-from services.demo.stack import SERVICES, drop_stack, migrate_stack, running_stack
-from services.identity.id_number import check_char, parse_id_number
-from services.review.events import CaseType, ReviewMode
-from services.runtime.auth import Principal, Role, issue_token, jwt_secret
+from services.binding.rules import Relation
+from services.demo.stack import SERVICES, drop_stack, running_stack
+from services.runtime.auth import jwt_secret
 from services.runtime.settings import Settings
 
 IDLE_S = 2.0  # how long the idle stack's own CPU use is measured before the flows
-START_TIMEOUT_S = 60.0  # a service process not ready this long after its start fails the phase
-STOP_TIMEOUT_S = 20.0  # after SIGTERM, then SIGKILL
 PER_SERVICE, IN_ONE_PROCESS = "process_per_service", "in_one_process"
 _SERVED = {
     PER_SERVICE: "each served in an OS process of its own (`qinqing <service> serve`, as "
     "deployed; the driver in another)",
     IN_ONE_PROCESS: "served in one Python process together with the driver",
 }
-MEMBERS_PER_HOLDER = 5  # the family account's limit: every holder binds exactly this many
-ID_REGION = "360121"  # 南昌县: a county code valid in every birth year used below
-POLICY_REGION = "36"  # Jiangxi: every holder is insured in Nanchang (360102)
-_SURNAMES = "李王张刘陈杨黄赵吴周徐孙胡朱高林何郭马罗"
-_GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚桂"
 _RELATIONS = (
     Relation.PARENT,
     Relation.SPOUSE,
@@ -90,20 +85,6 @@ _RELATIONS = (
     Relation.SIBLING,
     Relation.GRANDPARENT,
 )
-# The events a flow passes through, watched on the three topics: stage name by CloudEvents
-# type. Identity's face-check events carry the check id; its request is the check's
-# `correlation_id`, which `FaceCheckRequested` carries.
-_STAGES = {
-    event_type("binding", "MemberBindRequested", 1): "requested",
-    event_type("binding", "BindingMaterialsSubmitted", 1): "submitted",
-    event_type("binding", "BindingFaceVerified", 1): "face_recorded",
-    event_type("binding", "BindingMaterialsApproved", 1): "approval_recorded",
-    event_type("binding", "MemberBound", 1): "bound",
-    event_type("binding", "BindingRejected", 1): "rejected",
-    event_type("identity", "FaceCheckRequested", 1): "face_check_opened",
-    event_type("identity", "FaceVerified", 1): "face_verified",
-    event_type("review", "MaterialsApproved", 1): "review_approved",
-}
 # The hops of a flow, each from one stage (or HTTP call) to the next as seen on Kafka.
 _HOPS = (
     ("post_to_requested", "post", "requested"),
@@ -118,8 +99,6 @@ _HOPS = (
 )
 _CALLS = ("request", "sign", "submit")  # the HTTP calls of one flow, in order
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-_QUIET = ("uvicorn.access", "uvicorn.error", "faststream", "faststream.access.kafka")
-
 DEFINITION = (
     "complete bindings by ID number + materials (family account, member aged 16+) through "
     "identity, binding and review {served}, over loopback HTTP, talking only "
@@ -133,35 +112,6 @@ DEFINITION = (
     "5 members each, a holder's flows never in flight together; flows/s = flows / seconds from "
     "the first POST to the last MemberBound"
 )
-
-
-# ---------------------------------------------------------------------------- people
-
-
-@dataclass(frozen=True)
-class _Insured:
-    person: Person
-    id_number: str
-    pseudonym: str = ""
-
-
-def _people(count: int, today: date) -> list[_Insured]:
-    """`count` made-up adults (16+), each with a valid ID number of their own birth date."""
-    first = date(1946, 1, 1)
-    people: list[_Insured] = []
-    for k in range(count):
-        born = first + timedelta(days=(k * 11) % 20_000)  # 1946..2000: distinct to 1,818
-        sequence = (k // 1818) * 2 + k % 2
-        body = f"{ID_REGION}{born:%Y%m%d}{sequence:03d}"
-        number = body + check_char(body)
-        parse_id_number(number, today)  # a generator bug stops the bench before any request
-        name = (
-            _SURNAMES[k % len(_SURNAMES)]
-            + _GIVEN[(k // len(_SURNAMES)) % len(_GIVEN)]
-            + _GIVEN[(k * 7) % len(_GIVEN)]
-        )
-        people.append(_Insured(Person(f"p{k}", name, born, female=k % 2 == 0), number))
-    return people
 
 
 # ---------------------------------------------------------------------------- measuring
@@ -276,89 +226,6 @@ class _CpuMeter:
         }  # fmt: skip
 
 
-class _BoundWatch:
-    """A consumer of the three topics (no group, from their ends): when each request reached
-    each stage, as `time.perf_counter()` on arrival, and waiters for `MemberBound`."""
-
-    def __init__(self, bootstrap: str, topics: list[str]) -> None:
-        self.topics, self.bootstrap = topics, bootstrap
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=50
-        )
-        self.stages: dict[str, dict[str, float]] = defaultdict(dict)
-        self.published_ms: dict[str, int] = {}  # request id -> MemberBound's record timestamp
-        self.messages = 0
-        self._checks: dict[str, str] = {}  # face check id -> request id
-        self._waiters: dict[str, asyncio.Future[float]] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-        await admin.start()
-        try:
-            described = await admin.describe_topics(self.topics)
-        finally:
-            await admin.close()
-        assigned = [
-            TopicPartition(t["topic"], p["partition"])
-            for t in described
-            for p in t.get("partitions", [])
-        ]
-        if {tp.topic for tp in assigned} != set(self.topics):
-            raise BenchError(f"not every topic of {self.topics} has partitions")
-        await self.consumer.start()
-        self.consumer.assign(assigned)
-        await self.consumer.seek_to_end(*assigned)
-        for tp in assigned:  # resolve the end offsets now, before any flow starts
-            await self.consumer.position(tp)
-        self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        while True:
-            batch = await self.consumer.getmany(timeout_ms=200)
-            arrived = time.perf_counter()
-            for records in batch.values():
-                for record in records:
-                    self.messages += 1
-                    self._seen(record.headers, record.value, record.timestamp, arrived)
-
-    def _seen(self, headers: Any, value: bytes | None, timestamp: int, arrived: float) -> None:
-        ce_type = next((v for k, v in headers if k == "ce_type"), b"").decode()
-        stage = _STAGES.get(ce_type)
-        if stage is None or value is None:
-            return
-        data = json.loads(value)
-        if stage == "face_check_opened":
-            self._checks[str(data["check_id"])] = str(data["correlation_id"])
-            request_id = str(data["correlation_id"])
-        elif stage == "face_verified":
-            request_id = self._checks.get(str(data["check_id"]), "")
-        else:
-            request_id = str(data["request_id"])
-        self.stages[request_id].setdefault(stage, arrived)
-        if stage in ("bound", "rejected"):
-            if stage == "bound":
-                self.published_ms[request_id] = timestamp
-            waiter = self._waiters.pop(request_id, None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(arrived)
-
-    async def ended(self, request_id: str, timeout_s: float) -> float:
-        """When the request's MemberBound (or BindingRejected) arrived; TimeoutError."""
-        seen = self.stages.get(request_id, {})
-        if "bound" in seen or "rejected" in seen:
-            return seen.get("bound", seen.get("rejected", 0.0))
-        waiter = self._waiters.setdefault(request_id, asyncio.get_running_loop().create_future())
-        return await asyncio.wait_for(asyncio.shield(waiter), timeout_s)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self.consumer.stop()
-
-
 class _HorizonSampler:
     """Every relay reads only events of transactions below the oldest transaction still
     running in the whole cluster (`pg_snapshot_xmin`), so any open transaction holding an xid
@@ -463,26 +330,10 @@ async def _primitives(
 # ---------------------------------------------------------------------------- the services
 
 
-@dataclass(frozen=True)
-class _Services:
-    """Where the driver finds the three services; `pids` (service -> pid) when each runs in a
-    process of its own, empty when they run in this process."""
-
-    urls: dict[str, str]  # service -> http://127.0.0.1:<port>
-    schemas: dict[str, str]
-    namespace: str
-    kafka: str  # bootstrap servers
-    pids: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def layout(self) -> str:
-        return PER_SERVICE if self.pids else IN_ONE_PROCESS
-
-
 @asynccontextmanager
 async def _in_this_process(
     settings: Settings, namespace: str, schemas: dict[str, str]
-) -> AsyncIterator[_Services]:
+) -> AsyncIterator[Services]:
     async with running_stack(
         settings.database_url,
         settings.kafka_bootstrap_servers,
@@ -490,101 +341,7 @@ async def _in_this_process(
         schemas=schemas,
         face_latency_s=0.0,
     ) as stack:
-        yield _Services(stack.urls, stack.schemas, stack.namespace, stack.kafka)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _tail(log: IO[bytes], limit: int = 2000) -> str:
-    log.seek(0)
-    return log.read().decode(errors="replace")[-limit:].strip()
-
-
-@dataclass
-class _Child:
-    service: str
-    url: str
-    process: asyncio.subprocess.Process
-    log: IO[bytes]  # its stderr, for the reason when it fails
-
-    def failure(self, what: str) -> BenchError:
-        return BenchError(
-            f"the {self.service} service {what} (exit {self.process.returncode}): {_tail(self.log)}"
-        )
-
-    async def ready(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        async with httpx.AsyncClient(timeout=5) as http:
-            while time.monotonic() < deadline:
-                if self.process.returncode is not None:
-                    raise self.failure("exited while starting")
-                with contextlib.suppress(httpx.TransportError):
-                    if (await http.get(f"{self.url}/readyz")).status_code == 200:
-                        return
-                await asyncio.sleep(0.2)
-        raise self.failure(f"was not ready {timeout_s:.0f} s after its start")
-
-    async def stop(self) -> None:
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(self.process.wait(), STOP_TIMEOUT_S)
-        except TimeoutError:
-            self.process.kill()
-            await self.process.wait()
-
-
-@asynccontextmanager
-async def _own_processes(
-    settings: Settings, namespace: str, schemas: dict[str, str]
-) -> AsyncIterator[_Services]:
-    """Migrate, then start `qinqing <service> serve` for each service in a subprocess (as the
-    deployment runs them: one process per service, its settings from the environment) and
-    wait until each is ready; SIGTERM to each when the block ends."""
-    await migrate_stack(settings.database_url, schemas)
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "QINQING_TOPIC_NAMESPACE": namespace,
-        "QINQING_LOG_LEVEL": "WARNING",
-    }
-    children: list[_Child] = []
-    with contextlib.ExitStack() as logs:
-        try:
-            for service in SERVICES:
-                port = _free_port()
-                command = [
-                    sys.executable, "-m", "services.cli", service, "serve",
-                    "--port", str(port), "--schema", schemas[service],
-                ]  # fmt: skip
-                log = logs.enter_context(tempfile.TemporaryFile())
-                process = await asyncio.create_subprocess_exec(
-                    *command,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=log,
-                )
-                children.append(_Child(service, f"http://127.0.0.1:{port}", process, log))
-            await asyncio.gather(*(child.ready(START_TIMEOUT_S) for child in children))
-            yield _Services(
-                {child.service: child.url for child in children},
-                schemas,
-                namespace,
-                settings.kafka_bootstrap_servers,
-                pids={child.service: child.process.pid for child in children},
-            )
-            for child in children:  # a service that died mid-run fails the phase
-                if child.process.returncode is not None:
-                    raise child.failure("exited while the flows ran")
-        finally:
-            await asyncio.gather(*(child.stop() for child in children))
+        yield Services(stack.urls, stack.schemas, stack.namespace, stack.kafka)
 
 
 # ---------------------------------------------------------------------------- the phase
@@ -606,88 +363,22 @@ class _Run:
     last_end: float = 0.0
 
 
-class _Driver:
-    """A holder's app for many holders: tokens issued once, one HTTP client for all."""
-
-    def __init__(self, stack: _Services, secret: str, concurrency: int) -> None:
-        self.stack, self.secret = stack, secret
-        limits = httpx.Limits(max_connections=concurrency + 20, max_keepalive_connections=None)
-        self.http = httpx.AsyncClient(timeout=60, limits=limits)
-        self.operator = self._token(Principal("bench-operator", Role.OPERATOR))
-        self.tokens: dict[str, dict[str, str]] = {}
-        self.signature = self.holder_page = self.member_page = ""
-
-    def _token(self, principal: Principal) -> dict[str, str]:
-        token = issue_token(principal, timedelta(hours=2), secret=self.secret)
-        return {"Authorization": f"Bearer {token}"}
-
-    def url(self, service: str, path: str) -> str:
-        return f"{self.stack.urls[service]}{path}"
-
-    async def register(self, person: _Insured) -> _Insured:
-        body = {
-            "name": person.person.name,
-            "id_number": person.id_number,
-            "insured_place": NANCHANG_DISTRICT,
-        }
-        answer = await self.http.post(
-            self.url("identity", "/persons"), json=body, headers=self.operator
-        )
-        if answer.status_code != 201:
-            raise BenchError(f"registering a person: {answer.status_code} {_code(answer)}")
-        pseudonym = str(answer.json()["pseudonym"])
-        self.tokens[pseudonym] = self._token(Principal(pseudonym, Role.INSURED))
-        return _Insured(person.person, person.id_number, pseudonym)
-
-    async def auto_approve(self) -> dict[str, Any]:
-        body = {"mode": ReviewMode.AUTO_APPROVE.value}
-        path = f"/policies/{POLICY_REGION}/{CaseType.MEMBER_BINDING.value}"
-        answer = await self.http.put(self.url("review", path), json=body, headers=self.operator)
-        if answer.status_code != 200:
-            raise BenchError(f"setting the review policy: {answer.status_code} {_code(answer)}")
-        policy: dict[str, Any] = answer.json()
-        return policy
-
-    async def upload_materials(self, holder: _Insured, member: _Insured) -> None:
-        """The signature image and both household pages, once: every flow attaches them."""
-        headers = self.tokens[holder.pseudonym]
-
-        async def upload(data: bytes, content_type: str, name: str) -> str:
-            files = {"file": (name, data, content_type)}
-            answer = await self.http.post(
-                self.url("binding", "/materials"), files=files, headers=headers
-            )
-            if answer.status_code != 201:
-                raise BenchError(f"uploading {name}: {answer.status_code} {_code(answer)}")
-            return str(answer.json()["sha256"])
-
-        self.signature = await upload(signature_png("bench"), "image/png", "signature.png")
-        self.holder_page = await upload(
-            household_page_pdf(holder.person, holder.id_number), "application/pdf", "holder.pdf"
-        )
-        self.member_page = await upload(
-            household_page_pdf(member.person, member.id_number), "application/pdf", "member.pdf"
-        )
+class _Driver(Driver):
+    """The bench's holder's app: complete flows, timed, as many in flight as asked."""
 
     async def flow(
         self,
-        holder: _Insured,
-        member: _Insured,
+        holder: Insured,
+        member: Insured,
         relation: Relation,
         *,
-        watch: _BoundWatch,
+        watch: FlowWatch,
         run: _Run,
         timeout_s: float,
     ) -> None:
         """One complete flow; its latency (or why it has none) goes into `run`."""
         headers = self.tokens[holder.pseudonym]
-        form = {
-            "kind": BindingKind.FAMILY_ACCOUNT.value,
-            "method": Method.ID_NUMBER.value,
-            "relation": relation.value,
-            "member_name": member.person.name,
-            "member_id_number": member.id_number,
-        }
+        form = self.form(member, relation)
         started, started_wall = time.perf_counter(), time.time()
         if run.first_start is None:
             run.first_start = started
@@ -699,23 +390,17 @@ class _Driver:
         done = time.perf_counter()
         run.calls["request"].append(done - started)
         if answer.status_code != 202:
-            run.errors[f"request {answer.status_code} {_code(answer)}"] += 1
+            run.errors[f"request {answer.status_code} {code_of(answer)}"] += 1
             return
         request_id = str(answer.json()["request_id"])
         run.starts[request_id], run.starts_wall[request_id] = started, started_wall
-        steps = (
-            ("sign", f"/bindings/{request_id}/commitment-letter/signature",
-             {"signature_sha256": self.signature}),
-            ("submit", f"/bindings/{request_id}/materials",
-             {"holder_household": self.holder_page, "member_household": self.member_page}),
-        )  # fmt: skip
-        for call, path, body in steps:
+        for call, path, body in self.material_calls(request_id):
             before = time.perf_counter()
             answer = await self.http.post(self.url("binding", path), json=body, headers=headers)
             done = time.perf_counter()
             run.calls[call].append(done - before)
             if answer.status_code != 200:
-                run.errors[f"{call} {answer.status_code} {_code(answer)}"] += 1
+                run.errors[f"{call} {answer.status_code} {code_of(answer)}"] += 1
                 return
         run.submitted[request_id] = done
         try:
@@ -731,10 +416,10 @@ class _Driver:
 
     async def flows(
         self,
-        planned: list[tuple[_Insured, _Insured, Relation]],
+        planned: list[tuple[Insured, Insured, Relation]],
         in_flight: int,
         *,
-        watch: _BoundWatch,
+        watch: FlowWatch,
         timeout_s: float,
     ) -> _Run:
         """Run `planned` flows, at most `in_flight` at once and one at a time per holder (as
@@ -743,92 +428,25 @@ class _Driver:
         run, gate = _Run(), asyncio.Semaphore(in_flight)
         holder_busy: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
-        async def one(holder: _Insured, member: _Insured, relation: Relation) -> None:
+        async def one(holder: Insured, member: Insured, relation: Relation) -> None:
             async with holder_busy[holder.pseudonym], gate:
                 await self.flow(holder, member, relation, watch=watch, run=run, timeout_s=timeout_s)
 
         await asyncio.gather(*(one(*flow) for flow in planned))
         return run
 
-    async def close(self) -> None:
-        await self.http.aclose()
-
-
-def _code(answer: httpx.Response) -> str:
-    with contextlib.suppress(ValueError, AttributeError):
-        return str(answer.json().get("code", ""))
-    return ""
-
-
-async def _gather_bounded(limit: int, jobs: list[Any]) -> list[Any]:
-    gate = asyncio.Semaphore(limit)
-
-    async def one(job: Any) -> Any:
-        async with gate:
-            return await job
-
-    return list(await asyncio.gather(*(one(j) for j in jobs)))
-
-
-async def _count(conn: asyncpg.Connection, schema: str, table: str) -> int:
-    return int(await conn.fetchval(f'SELECT count(*) FROM "{schema}".{table}'))
-
-
-async def _wait_for_directories(
-    conn: asyncpg.Connection, schemas: dict[str, str], people: int, timeout_s: float
-) -> float:
-    """Until binding's persons and review's lookups know all `people`; the seconds it took."""
-    started = time.perf_counter()
-    while True:
-        known = await _count(conn, schemas["binding"], "persons")
-        looked_up = await _count(conn, schemas["review"], "person_lookups")
-        if known >= people and looked_up >= people:
-            return time.perf_counter() - started
-        if time.perf_counter() - started > timeout_s:
-            raise BenchError(
-                f"after {timeout_s:.0f} s binding knows {known} and review {looked_up} of "
-                f"{people} registered persons"
-            )
-        await asyncio.sleep(0.2)
-
 
 async def _counts(conn: asyncpg.Connection, schemas: dict[str, str]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for service, schema in schemas.items():
-        counts[f"{service}_events"] = await _count(conn, schema, "events")
-        counts[f"{service}_inbox"] = await _count(conn, schema, "inbox")
+        counts[f"{service}_events"] = await count_rows(conn, schema, "events")
+        counts[f"{service}_inbox"] = await count_rows(conn, schema, "inbox")
     counts["xact_commit"] = int(
         await conn.fetchval(
             "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
         )
     )
     return counts
-
-
-@contextlib.contextmanager
-def _quiet_loggers() -> Iterator[None]:
-    """The libraries' per-request and per-message lines off while the phase runs: FastStream's
-    brokers set their access logger's level when they start (and log every message at INFO
-    there), so the loggers are disabled rather than raised."""
-    saved = {name: logging.getLogger(name).disabled for name in _QUIET}
-    for name in _QUIET:
-        logging.getLogger(name).disabled = True
-    try:
-        yield
-    finally:
-        for name, disabled in saved.items():
-            logging.getLogger(name).disabled = disabled
-
-
-async def _drop_topics(bootstrap: str, namespace: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        ours = [t for t in await admin.list_topics() if t.startswith(f"{namespace}.")]
-        if ours:
-            await admin.delete_topics(ours)
-    finally:
-        await admin.close()
 
 
 def flow_schemas(base: str) -> dict[str, str]:
@@ -865,43 +483,43 @@ async def _phase(
     schemas = flow_schemas(base)
     namespace = base.replace("_", "")
     bootstrap = settings.kafka_bootstrap_servers
-    serve = _own_processes if layout == PER_SERVICE else _in_this_process
+    serve = own_processes if layout == PER_SERVICE else _in_this_process
     say(f"flows: identity, binding and review {_SERVED[layout].split(' (')[0]}")
     try:
-        with _quiet_loggers():
+        with quiet_loggers():
             async with serve(settings, namespace, schemas) as services:
                 return await _measure(services, cfg, settings, say)
     finally:
         with contextlib.suppress(Exception):
             await drop_stack(settings.database_url, schemas)
         with contextlib.suppress(Exception):
-            await _drop_topics(bootstrap, namespace)
+            await drop_topics(bootstrap, namespace)
 
 
 async def _measure(
-    stack: _Services, cfg: BenchConfig, settings: Settings, say: Say
+    stack: Services, cfg: BenchConfig, settings: Settings, say: Say
 ) -> dict[str, dict[str, Any]]:
     # Three groups of flows, each with holders of its own: timed, warm-up, one at a time.
     sizes = (cfg.flows, cfg.flow_warmup, cfg.flow_alone)
     holder_counts = [-(-n // MEMBERS_PER_HOLDER) for n in sizes]
     holders_n, flows = sum(holder_counts), cfg.flows
     today = china_today(datetime.now(UTC))
-    people = _people(holders_n + sum(sizes), today)
+    persons = people(holders_n + sum(sizes), today)
     driver = _Driver(stack, jwt_secret(settings), cfg.flow_concurrency)
     conn = await asyncpg.connect(settings.database_url)
-    watch = _BoundWatch(stack.kafka, [f"{stack.namespace}.{s}.v1" for s in SERVICES])
+    watch = FlowWatch(stack.kafka, [f"{stack.namespace}.{s}.v1" for s in SERVICES])
     try:
-        say(f"flows: registering {len(people):,} persons through identity ({holders_n} holders)")
+        say(f"flows: registering {len(persons):,} persons through identity ({holders_n} holders)")
         began = time.perf_counter()
-        registered = await _gather_bounded(
-            cfg.flow_registrations_in_flight, [driver.register(p) for p in people]
+        registered = await gather_bounded(
+            cfg.flow_registrations_in_flight, [driver.register(p) for p in persons]
         )
         register_s = time.perf_counter() - began
-        directory_s = await _wait_for_directories(
-            conn, stack.schemas, len(people), cfg.flow_timeout_s * 2
+        directory_s = await wait_for_directories(
+            conn, stack.schemas, len(persons), cfg.flow_timeout_s * 2
         )
         say(
-            f"flows: registered in {register_s:.1f} s ({rate(len(people), register_s):.0f}/s); "
+            f"flows: registered in {register_s:.1f} s ({rate(len(persons), register_s):.0f}/s); "
             f"binding and review knew them {directory_s:.1f} s later"
         )
         policy = await driver.auto_approve()
@@ -909,7 +527,7 @@ async def _measure(
         await driver.upload_materials(holders[0], members[0])
         await watch.start()
 
-        def plan(group: int) -> list[tuple[_Insured, _Insured, Relation]]:
+        def plan(group: int) -> list[tuple[Insured, Insured, Relation]]:
             # Flow i: holder i mod n_holders, so one holder's flows are n_holders apart.
             first_holder, first_member = sum(holder_counts[:group]), sum(sizes[:group])
             n_holders = holder_counts[group]
@@ -958,14 +576,14 @@ async def _measure(
         setup = {
             "one_at_a_time": alone,
             "registration_s": round(register_s, 2),
-            "registrations_per_s": round(rate(len(people), register_s), 1),
+            "registrations_per_s": round(rate(len(persons), register_s), 1),
             "directories_caught_up_s": round(directory_s, 2),
-            "persons": len(people),
+            "persons": len(persons),
         }
         return _figures(
             cfg,
             run,
-            layout=stack.layout,
+            layout=PER_SERVICE if stack.children else IN_ONE_PROCESS,
             watch=watch,
             cpu=cpu,
             before=before,
@@ -998,8 +616,8 @@ def _all_bound(run: _Run, flows: int, what: str) -> None:
 
 async def _one_at_a_time(
     driver: _Driver,
-    planned: list[tuple[_Insured, _Insured, Relation]],
-    watch: _BoundWatch,
+    planned: list[tuple[Insured, Insured, Relation]],
+    watch: FlowWatch,
     timeout_s: float,
     say: Say,
 ) -> dict[str, Any]:
@@ -1030,7 +648,7 @@ def _figures(
     run: _Run,
     *,
     layout: str,
-    watch: _BoundWatch,
+    watch: FlowWatch,
     cpu: dict[str, Any],
     before: dict[str, int],
     after: dict[str, int],
@@ -1122,7 +740,7 @@ def _figures(
     }
 
 
-def _stages(run: _Run, watch: _BoundWatch) -> dict[str, Any]:
+def _stages(run: _Run, watch: FlowWatch) -> dict[str, Any]:
     """Each hop's spread over the bound flows, from the arrival times of its two ends."""
     spans: dict[str, list[float]] = defaultdict(list)
     for request_id in run.latencies:
