@@ -10,9 +10,9 @@ from datetime import date, timedelta
 from importlib.metadata import version
 from typing import Any
 
+from contracts.id_number import CHECK_CHARS, IdNumberError, check_char, parse_id_number
 from services.bench.common import BenchConfig, BenchError, Say, now, rate
 from services.identity import password as pw
-from services.identity.id_number import CHECK_CHARS, IdNumberError, check_char, parse_id_number
 
 # County codes stdnum's database knows; a birth year before a county existed is retried.
 _REGIONS = ("110101", "310101", "330106", "360102", "420106", "440305", "510104", "610113")

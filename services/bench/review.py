@@ -14,8 +14,8 @@ from typing import Any, cast
 
 import asyncpg
 
+from contracts.id_number import check_char
 from services.bench.common import BenchConfig, Say, now
-from services.identity.id_number import check_char
 from services.review.events import CaseType
 from services.review.queries import QueuePage, ReviewViews
 from services.runtime.auth import Principal, Role

@@ -17,10 +17,10 @@ from uuid import uuid4
 
 import httpx
 
+from contracts.age import age_on
 from contracts.names import mask_name
+from contracts.vocabulary import KIND_ZH, RELATION_ZH, BindingKind, Relation
 from services.binding.handlers import china_today
-from services.binding.letter import KIND_ZH, RELATION_ZH
-from services.binding.rules import BindingKind, Relation
 from services.demo.people import (
     NANCHANG_DISTRICT,
     Person,
@@ -29,7 +29,6 @@ from services.demo.people import (
     signature_png,
 )
 from services.demo.stack import Stack
-from services.identity.age import age_on
 from services.identity.face_check import FaceFailureReason
 from services.identity.face_provider import SimulatedOutcome
 from services.review.domain import case_id_for

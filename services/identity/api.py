@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Depends, FastAPI, Header, Request
 
+from contracts.errors import DomainError
 from services.identity.errors import (
     CallbackSignatureError,
     FaceCheckProofError,
@@ -55,7 +56,6 @@ from services.runtime.auth import (
     issue_confirmation,
     require,
 )
-from services.runtime.errors import DomainError
 from services.runtime.http import request_context, service_app
 from services.runtime.openapi import refusals
 from services.runtime.params import PathId

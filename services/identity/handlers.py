@@ -10,6 +10,7 @@ from uuid import NAMESPACE_URL, uuid4, uuid5
 
 from argon2 import PasswordHasher
 
+from contracts.id_number import parse_id_number
 from services.identity.domain import (
     ActivateVoucher,
     AddInsuredPlace,
@@ -44,7 +45,6 @@ from services.identity.face_check import (
     face_check_decider,
 )
 from services.identity.face_provider import FaceProvider
-from services.identity.id_number import parse_id_number
 from services.identity.password import (
     DEFAULT_LOCKOUT,
     KDF_SCHEME,

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 from uuid import NAMESPACE_URL, uuid5
 
-from services.binding.events import MaterialRef
+from contracts.vocabulary import MaterialRef
 from services.review.commands import (
     ApproveCase,
     ClaimCase,

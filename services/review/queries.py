@@ -12,7 +12,7 @@ from typing import Protocol
 
 import asyncpg
 
-from services.identity.id_number import normalise
+from contracts.id_number import normalise
 from services.review.errors import CursorError
 from services.review.events import CaseType, Check
 from services.review.policy import region_prefix

@@ -20,9 +20,10 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from contracts.errors import DomainError
 from services.runtime.auth import Principal, configure_auth
 from services.runtime.decider import CommandContext, RetriesExhaustedError
-from services.runtime.errors import DomainError, error_body
+from services.runtime.errors import error_body
 from services.runtime.idempotency import Idempotency
 from services.runtime.logging import get_logger
 from services.runtime.outages import UNAVAILABLE

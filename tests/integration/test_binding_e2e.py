@@ -21,9 +21,9 @@ import asyncpg
 import httpx
 import pytest
 
+from contracts.vocabulary import Relation
 from services.binding.domain import holder_stream
 from services.binding.projections import BindingViews, family_view
-from services.binding.rules import Relation
 from services.demo.people import Person
 from services.demo.scenario import Scenario
 from services.demo.stack import SERVICES, Stack, drop_stack, running_stack

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from services.binding.events import MaterialRef, MaterialRole
-from services.binding.rules import BindingKind, Relation
+from contracts.vocabulary import BindingKind, MaterialRef, MaterialRole, Relation
 from services.review.commands import NewCase, OpenCase
 from services.review.domain import case_id_for
 from services.review.events import CaseType, ReviewCaseOpened, ReviewMode

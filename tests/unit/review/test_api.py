@@ -14,7 +14,7 @@ import httpx
 import pytest
 import structlog.testing
 
-from services.binding.events import MaterialRef, MaterialRole
+from contracts.vocabulary import MaterialRef, MaterialRole
 from services.review.api import ReviewApi, create_app
 from services.review.commands import NewCase
 from services.review.events import CaseType
