@@ -37,13 +37,14 @@ from services.binding.projections import (
     family_view_as_of,
     member_holders,
 )
-from services.runtime.auth import Principal, Role, require
+from services.runtime.auth import require
 from services.runtime.blobs import MAX_MATERIAL_BYTES
 from services.runtime.events import Position
 from services.runtime.http import request_context, service_app
 from services.runtime.idempotency import IdempotencyKey
 from services.runtime.openapi import refusals
 from services.runtime.params import PathId, as_of
+from services.runtime.principal import Principal, Role
 
 _END_OF_TIME = datetime.max.replace(tzinfo=UTC)
 

@@ -33,7 +33,8 @@ from services.identity.face_check import FaceFailureReason
 from services.identity.face_provider import SimulatedOutcome
 from services.review.domain import case_id_for
 from services.review.events import CaseType
-from services.runtime.auth import Principal, Role, issue_token
+from services.runtime.auth import issue_token
+from services.runtime.principal import Principal, Role
 
 REVIEWER_REGION = "360100"  # a reviewer of Nanchang city covers its districts
 PASSWORD = "135790"  # noqa: S105 - the demo holder's payment password, made up

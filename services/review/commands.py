@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from contracts.vocabulary import BindingKind, MaterialRef, Relation
 from services.review.events import CaseType, RejectionReason, WithdrawalCause
 from services.review.policy import Policy
-from services.runtime.auth import Principal
+from services.runtime.principal import Principal
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from services.review.errors import STATUS
 from services.review.events import NOTE_MAX, CaseType, RejectionReason
 from services.review.queries import MAX_PAGE, mask_pseudonym
 from services.review.schemas import case_view, queue_view
-from services.runtime.auth import Principal, Role, TokenError, decode_token
+from services.runtime.auth import TokenError, decode_token
 from services.runtime.decider import CommandContext, RetriesExhaustedError
 from services.runtime.http import (
     RETRY_AFTER_S,
@@ -41,6 +41,7 @@ from services.runtime.http import (
 from services.runtime.idempotency import Idempotency, keyed
 from services.runtime.logging import get_logger
 from services.runtime.outages import UNAVAILABLE
+from services.runtime.principal import Principal, Role
 
 if TYPE_CHECKING:
     from services.review.api import ReviewApi

@@ -32,10 +32,10 @@ from services.review.events import (
     WithdrawalCause,
 )
 from services.review.policy import ChangePolicy, Policy, PolicyBook, policy_decider, region_prefix
-from services.runtime.auth import Principal
 from services.runtime.blobs import Blob, BlobStore
 from services.runtime.decider import CommandContext, CommandHandler
 from services.runtime.events import EventStore
+from services.runtime.principal import Principal
 
 POLICY_STREAM = "review-policies"
 

@@ -21,12 +21,13 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.errors import DomainError
-from services.runtime.auth import Principal, configure_auth
+from services.runtime.auth import configure_auth
 from services.runtime.decider import CommandContext, RetriesExhaustedError
 from services.runtime.errors import error_body
 from services.runtime.idempotency import Idempotency
 from services.runtime.logging import get_logger
 from services.runtime.outages import UNAVAILABLE
+from services.runtime.principal import Principal
 
 log = get_logger(__name__)
 
