@@ -45,11 +45,9 @@ from services.identity.face_check import (
     face_check_decider,
 )
 from services.identity.face_provider import FaceProvider
-from services.identity.password import (
-    DEFAULT_LOCKOUT,
+from services.identity.password import DEFAULT_LOCKOUT, LockoutPolicy, check_payment_password
+from services.identity.password_hashing import (
     KDF_SCHEME,
-    LockoutPolicy,
-    check_payment_password,
     hash_payment_password,
     verify_payment_password,
 )

@@ -26,7 +26,7 @@ from services.identity.errors import PersonAlreadyRegisteredError
 from services.identity.face_check import FaceFailureReason, FacePurpose
 from services.identity.face_provider import FaceSimulator, SimulatedOutcome
 from services.identity.handlers import IdentityDeps, IdentityHandlers
-from services.identity.password import make_hasher
+from services.identity.password_hashing import make_hasher
 from services.identity.person_events import Channel
 from services.identity.tables import PostgresIdentityTables
 from services.runtime.checkpoints import PostgresCheckpoints

@@ -15,7 +15,7 @@ import structlog.testing
 from services.identity.api import SIGNATURE_HEADER, IdentityApi, create_app
 from services.identity.face_provider import FaceSimulator, SimulatedOutcome, sign_callback
 from services.identity.handlers import IdentityDeps, IdentityHandlers
-from services.identity.password import make_hasher
+from services.identity.password_hashing import make_hasher
 from services.identity.tables import InMemoryIdentityTables
 from services.runtime.auth import Confirmation, ConfirmationMethod, decode_confirmation, issue_token
 from services.runtime.memory import InMemoryEventStore

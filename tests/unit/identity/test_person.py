@@ -44,7 +44,8 @@ from services.identity.face_check import (
     FaceCheckStatus,
     FacePurpose,
 )
-from services.identity.password import KDF_SCHEME, LockoutPolicy
+from services.identity.password import LockoutPolicy
+from services.identity.password_hashing import KDF_SCHEME
 from services.identity.person_events import (
     Channel,
     CurrentInsuredPlaceSwitched,
