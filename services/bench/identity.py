@@ -108,7 +108,7 @@ def id_validations(cfg: BenchConfig, say: Say) -> dict[str, Any]:
         "value": round(per_s, 1),
         "unit": "validations/s",
         "definition": (
-            "services.identity.id_number.parse_id_number(raw, today) calls per second, in-process "
+            "contracts.id_number.parse_id_number(raw, today) calls per second, in-process "
             "on one core (one thread, no I/O), cycling over generated 18-character numbers: 50 % "
             "valid (8 county codes, birth dates 1940..today, random sequence, correct check "
             "character) and 10 % each refused as id_number.length (the 15-digit form), "
