@@ -12,23 +12,11 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.envelope import topic
+from contracts.vocabulary import BindingKind, MaterialRef, Relation
 
 TOPIC = topic("binding")
 
-BindingKind = Literal["family_account", "mutual_aid", "proxy"]
 BindingMethod = Literal["id_number", "birth_certificate", "proxy_with_id", "proxy_without_id"]
-Relation = Literal[
-    "spouse",
-    "child",
-    "parent",
-    "grandparent",
-    "grandchild",
-    "sibling",
-    "other_relative",
-    "non_relative",
-]
-MaterialRole = Literal["commitment_letter", "signature", "holder_household", "member_household"]
-ContentType = Literal["image/jpeg", "image/png", "application/pdf"]
 RejectionReason = Literal["materials_rejected", "face_failed"]
 Confirmation = Literal["payment_password", "face"]
 # Whose face the binding waits for: nobody, the member (aged 16+, or a proxy member with an ID
@@ -69,12 +57,6 @@ class BindingTermsRecorded(_Contract):
     request_id: str
     relation: Relation
     needs_review: bool = Field(description="Materials go to a reviewer (binding by ID number).")
-
-
-class MaterialRef(_Contract):
-    role: MaterialRole
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    content_type: ContentType
 
 
 class CommitmentLetterSigned(_Contract):

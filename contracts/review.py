@@ -13,8 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.binding import BindingKind, MaterialRef, Relation
 from contracts.envelope import topic
+from contracts.vocabulary import BindingKind, MaterialRef, Relation
 
 TOPIC = topic("review")
 

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from services.runtime.auth import Principal, Role, issue_token, jwt_secret
+from services.runtime.auth import issue_token, jwt_secret
 from services.runtime.logging import configure_logging
+from services.runtime.principal import Principal, Role
 from services.runtime.settings import Settings
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from services.identity.id_number import check_char
+from contracts.id_number import check_char
 
 _CANDIDATE = re.compile(rb"(?<![0-9])[1-9][0-9]{16}[0-9Xx](?![0-9A-Za-z])")
 

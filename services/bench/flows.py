@@ -49,6 +49,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from contracts.vocabulary import Relation
 from services.bench.common import FLOW_TARGETS, BenchConfig, BenchError, Say, rate
 from services.bench.stack import (
     MEMBERS_PER_HOLDER,
@@ -66,7 +67,6 @@ from services.bench.stack import (
     wait_for_directories,
 )
 from services.binding.handlers import china_today
-from services.binding.rules import Relation
 from services.demo.stack import SERVICES, drop_stack, running_stack
 from services.runtime.auth import jwt_secret
 from services.runtime.settings import Settings

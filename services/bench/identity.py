@@ -10,9 +10,10 @@ from datetime import date, timedelta
 from importlib.metadata import version
 from typing import Any
 
+from contracts.id_number import CHECK_CHARS, IdNumberError, check_char, parse_id_number
 from services.bench.common import BenchConfig, BenchError, Say, now, rate
-from services.identity import password as pw
-from services.identity.id_number import CHECK_CHARS, IdNumberError, check_char, parse_id_number
+from services.identity import password_hashing as pw
+from services.identity.password import DEFAULT_LOCKOUT
 
 # County codes stdnum's database knows; a birth year before a county existed is retried.
 _REGIONS = ("110101", "310101", "330106", "360102", "420106", "440305", "510104", "610113")
@@ -107,7 +108,7 @@ def id_validations(cfg: BenchConfig, say: Say) -> dict[str, Any]:
         "value": round(per_s, 1),
         "unit": "validations/s",
         "definition": (
-            "services.identity.id_number.parse_id_number(raw, today) calls per second, in-process "
+            "contracts.id_number.parse_id_number(raw, today) calls per second, in-process "
             "on one core (one thread, no I/O), cycling over generated 18-character numbers: 50 % "
             "valid (8 county codes, birth dates 1940..today, random sequence, correct check "
             "character) and 10 % each refused as id_number.length (the 15-digit form), "
@@ -147,7 +148,7 @@ def password_verifications(cfg: BenchConfig, say: Say) -> dict[str, Any]:
         raise BenchError(f"{matched} of {count} verifications matched, expected {(count + 1) // 2}")
     per_s = rate(count, seconds)
     ms = seconds / count * 1000
-    lockout = pw.DEFAULT_LOCKOUT
+    lockout = DEFAULT_LOCKOUT
     lock_hours = lockout.lock_for.total_seconds() / 3600
     exhaustive_cpu_hours = 10**6 * seconds / count / 3600
     say(f"identity: {per_s:,.1f} password verifications/s ({ms:.1f} ms each)")
@@ -155,8 +156,8 @@ def password_verifications(cfg: BenchConfig, say: Say) -> dict[str, Any]:
         "value": round(per_s, 2),
         "unit": "verifications/s",
         "definition": (
-            "services.identity.password.verify_payment_password calls per second against one "
-            "argon2id hash made by hash_payment_password with make_hasher() (the project's "
+            "services.identity.password_hashing.verify_payment_password calls per second against "
+            "one argon2id hash made by hash_payment_password with make_hasher() (the project's "
             "parameters, below), in-process on one core (one thread, parallelism 1), right and "
             "wrong 6-digit passwords alternating (both cost the same)"
         ),

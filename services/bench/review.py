@@ -14,13 +14,13 @@ from typing import Any, cast
 
 import asyncpg
 
+from contracts.id_number import check_char
 from services.bench.common import BenchConfig, Say, now
-from services.identity.id_number import check_char
 from services.review.events import CaseType
 from services.review.queries import QueuePage, ReviewViews
-from services.runtime.auth import Principal, Role
 from services.runtime.migrate import migrate, service_migrations
 from services.runtime.pii import lookup_hash
+from services.runtime.principal import Principal, Role
 
 # (comparison, limit) of each figure; both are p99 latencies of one query, in ms.
 REVIEW_TARGETS: dict[str, tuple[str, float]] = {

@@ -34,13 +34,15 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts.envelope import event_type
+from contracts.id_number import check_char, parse_id_number
+from contracts.vocabulary import BindingKind, Relation
 from services.bench.common import BenchError
-from services.binding.rules import BindingKind, Method, Relation
+from services.binding.rules import Method
 from services.demo.people import NANCHANG_DISTRICT, Person, household_page_pdf, signature_png
 from services.demo.stack import SERVICES, migrate_stack
-from services.identity.id_number import check_char, parse_id_number
 from services.review.events import CaseType, ReviewMode
-from services.runtime.auth import Principal, Role, issue_token
+from services.runtime.auth import issue_token
+from services.runtime.principal import Principal, Role
 from services.runtime.settings import Settings
 
 START_TIMEOUT_S = 60.0  # a service process not ready this long after its start fails the run

@@ -12,6 +12,8 @@ import asyncpg
 from fastapi import Depends, FastAPI, Header, Request, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts.errors import DomainError
+from contracts.vocabulary import BindingKind
 from services.binding.domain import BindRequest
 from services.binding.errors import (
     AlreadyBoundError,
@@ -35,15 +37,14 @@ from services.binding.projections import (
     family_view_as_of,
     member_holders,
 )
-from services.binding.rules import BindingKind
-from services.runtime.auth import Principal, Role, require
+from services.runtime.auth import require
 from services.runtime.blobs import MAX_MATERIAL_BYTES
-from services.runtime.errors import DomainError
 from services.runtime.events import Position
 from services.runtime.http import request_context, service_app
 from services.runtime.idempotency import IdempotencyKey
 from services.runtime.openapi import refusals
 from services.runtime.params import PathId, as_of
+from services.runtime.principal import Principal, Role
 
 _END_OF_TIME = datetime.max.replace(tzinfo=UTC)
 

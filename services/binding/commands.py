@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from services.binding.events import Confirmation, MaterialRef
-from services.binding.rules import BindingKind, Method, Relation
+from contracts.vocabulary import BindingKind, MaterialRef, Relation
+from services.binding.events import Confirmation
+from services.binding.rules import Method
 
 
 @dataclass(frozen=True)

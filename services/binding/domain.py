@@ -12,6 +12,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, assert_never
 
+from contracts.age import age_on
+from contracts.vocabulary import BindingKind, MaterialRef, MaterialRole, Relation
 from services.binding.commands import (
     BindingCommand,
     ExpireBindRequest,
@@ -55,22 +57,18 @@ from services.binding.events import (
     BindRequestExpired,
     CommitmentLetterSigned,
     FaceCheckNeed,
-    MaterialRef,
-    MaterialRole,
     MemberBindRequested,
     MemberBound,
     RejectionReason,
 )
 from services.binding.rules import (
+    FACE_CHECK_AGE,
     KINDS,
     METHODS,
-    BindingKind,
     FaceWho,
     Method,
-    Relation,
     face_check_needed,
 )
-from services.identity.age import FACE_CHECK_AGE, age_on
 from services.runtime.decider import Decider
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from services.runtime.errors import DomainError
+from contracts.errors import DomainError
 
 
 class BindingError(DomainError):

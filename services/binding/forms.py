@@ -10,8 +10,9 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from contracts.names import PersonName
+from contracts.vocabulary import BindingKind, Relation
 from services.binding.errors import BindingError
-from services.binding.rules import BindingKind, Method, Relation
+from services.binding.rules import Method
 from services.runtime.params import IsoDate
 
 

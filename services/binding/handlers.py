@@ -8,7 +8,9 @@ from typing import assert_never
 from uuid import NAMESPACE_URL, uuid5
 from zoneinfo import ZoneInfo
 
+from contracts.id_number import IdNumberError, mask_id_number, parse_id_number
 from contracts.names import mask_name
+from contracts.vocabulary import BindingKind, MaterialRef, MaterialRole
 from services.binding.commands import (
     BindingCommand,
     ExpireBindRequest,
@@ -31,18 +33,11 @@ from services.binding.errors import (
     RequestNotFoundError,
     RevocationNotConfirmedError,
 )
-from services.binding.events import (
-    BindingEvent,
-    Confirmation,
-    MaterialRef,
-    MaterialRole,
-    binding_codec,
-)
+from services.binding.events import BindingEvent, Confirmation, binding_codec
 from services.binding.forms import BindingForm, check_required
 from services.binding.letter import CommitmentLetter, commitment_letter_pdf
-from services.binding.rules import BindingKind, Method
+from services.binding.rules import Method
 from services.binding.tables import BindingTables, KnownPerson, RequestRow
-from services.identity.id_number import IdNumberError, mask_id_number, parse_id_number
 from services.runtime.auth import TokenError, decode_confirmation
 from services.runtime.blobs import BlobStore
 from services.runtime.decider import CommandContext, CommandHandler, CommandResult

@@ -20,30 +20,13 @@ from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer
 from reportlab.platypus.doctemplate import BaseDocTemplate
 
-from services.binding.rules import BindingKind, Relation
+from contracts.vocabulary import KIND_ZH, RELATION_ZH, BindingKind, Relation
 
 # One of the Adobe CJK fonts every PDF reader ships: the file stays small and needs no font file.
 _FONT = "STSong-Light"
 pdfmetrics.registerFont(UnicodeCIDFont(_FONT))
 
 TITLE = "个人承诺书"
-
-RELATION_ZH: dict[Relation, str] = {
-    Relation.SPOUSE: "配偶",
-    Relation.CHILD: "子女",
-    Relation.PARENT: "父母",
-    Relation.GRANDPARENT: "祖父母、外祖父母",
-    Relation.GRANDCHILD: "孙子女、外孙子女",
-    Relation.SIBLING: "兄弟姐妹",
-    Relation.OTHER_RELATIVE: "其他亲属",
-    Relation.NON_RELATIVE: "非亲属",
-}
-
-KIND_ZH: dict[BindingKind, str] = {
-    BindingKind.FAMILY_ACCOUNT: "亲情账户",
-    BindingKind.MUTUAL_AID: "家庭账户共济",
-    BindingKind.PROXY: "亲情代办",
-}
 
 # What `mask_name` and `mask_id_number` produce: the letter never sees the full values. The
 # character shown may be any, `*` too (a name typed as "*王" before names were checked at the

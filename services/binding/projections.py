@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
+from contracts.vocabulary import BindingKind, Relation
 from services.binding.domain import BindRequest, Holder, Status, evolve, holder_stream
 from services.binding.events import (
     BindingEvent,
@@ -25,7 +26,7 @@ from services.binding.events import (
     RejectionReason,
     binding_codec,
 )
-from services.binding.rules import BindingKind, Method, Relation
+from services.binding.rules import Method
 from services.runtime.events import EventRecord, Position, RecordedEvent, check_schema_name
 from services.runtime.pgstore import Executor, PostgresEventStore
 

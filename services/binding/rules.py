@@ -7,29 +7,18 @@ from datetime import date
 from enum import StrEnum
 from typing import assert_never
 
+from contracts.age import age_on
+from contracts.vocabulary import BindingKind, Relation
 from services.binding.errors import (
     BindingError,
     BirthCertificateTooOldError,
     ProxyWithoutIdTooOldError,
 )
-from services.identity.age import FACE_CHECK_AGE, age_on
 
-
-class BindingKind(StrEnum):
-    FAMILY_ACCOUNT = "family_account"  # 亲情账户
-    MUTUAL_AID = "mutual_aid"  # 家庭账户共济
-    PROXY = "proxy"  # 亲情代办
-
-
-class Relation(StrEnum):
-    SPOUSE = "spouse"
-    CHILD = "child"
-    PARENT = "parent"
-    GRANDPARENT = "grandparent"
-    GRANDCHILD = "grandchild"
-    SIBLING = "sibling"
-    OTHER_RELATIVE = "other_relative"
-    NON_RELATIVE = "non_relative"
+# 年满16周岁: a member aged 16 or over must pass a face check themselves to be bound
+# (DOMAIN.md section 2, decision: on the 16th birthday itself the member is 16). Binding's rule,
+# not published language: identity checks whichever face a request names, at any age.
+FACE_CHECK_AGE = 16
 
 
 class Method(StrEnum):

@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 
+from contracts.vocabulary import Relation
 from services.bench.stack import (
     MEMBERS_PER_HOLDER,
     Driver,
@@ -39,7 +40,6 @@ from services.bench.stack import (
     code_of,
     people,
 )
-from services.binding.rules import Relation
 from services.identity.api import SIGNATURE_HEADER
 from services.identity.face_check import FaceFailureReason
 from services.identity.face_provider import sign_callback

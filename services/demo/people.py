@@ -16,8 +16,8 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfgen import canvas
 
+from contracts.id_number import check_char, mask_id_number
 from contracts.names import mask_name
-from services.identity.id_number import check_char, mask_id_number
 
 NANCHANG_DISTRICT = "360102"  # 南昌市东湖区, Jiangxi: where the whole family is insured
 # Where the ID number was issued (南昌县): a code that existed in every birth year of the cast,

@@ -17,10 +17,10 @@ from uuid import uuid4
 
 import httpx
 
+from contracts.age import age_on
 from contracts.names import mask_name
+from contracts.vocabulary import KIND_ZH, RELATION_ZH, BindingKind, Relation
 from services.binding.handlers import china_today
-from services.binding.letter import KIND_ZH, RELATION_ZH
-from services.binding.rules import BindingKind, Relation
 from services.demo.people import (
     NANCHANG_DISTRICT,
     Person,
@@ -29,12 +29,12 @@ from services.demo.people import (
     signature_png,
 )
 from services.demo.stack import Stack
-from services.identity.age import age_on
 from services.identity.face_check import FaceFailureReason
 from services.identity.face_provider import SimulatedOutcome
 from services.review.domain import case_id_for
 from services.review.events import CaseType
-from services.runtime.auth import Principal, Role, issue_token
+from services.runtime.auth import issue_token
+from services.runtime.principal import Principal, Role
 
 REVIEWER_REGION = "360100"  # a reviewer of Nanchang city covers its districts
 PASSWORD = "135790"  # noqa: S105 - the demo holder's payment password, made up

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Depends, FastAPI, Header, Request
 
+from contracts.errors import DomainError
 from services.identity.errors import (
     CallbackSignatureError,
     FaceCheckProofError,
@@ -48,17 +49,11 @@ from services.identity.schemas import (
     profile_of,
     view_of,
 )
-from services.runtime.auth import (
-    ConfirmationMethod,
-    Principal,
-    Role,
-    issue_confirmation,
-    require,
-)
-from services.runtime.errors import DomainError
+from services.runtime.auth import ConfirmationMethod, issue_confirmation, require
 from services.runtime.http import request_context, service_app
 from services.runtime.openapi import refusals
 from services.runtime.params import PathId
+from services.runtime.principal import Principal, Role
 
 CHINA = ZoneInfo("Asia/Shanghai")  # ID numbers' birth dates and ages count in China's days
 SIGNATURE_HEADER = "X-Signature"

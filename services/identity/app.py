@@ -16,7 +16,8 @@ from services.identity.api import IdentityApi, create_app
 from services.identity.consumers import bind_request_consumer
 from services.identity.face_provider import FaceProvider, FaceSimulator
 from services.identity.handlers import IdentityDeps, IdentityHandlers
-from services.identity.password import LockoutPolicy, make_hasher
+from services.identity.password import LockoutPolicy
+from services.identity.password_hashing import make_hasher
 from services.identity.tables import PostgresIdentityTables
 from services.runtime.auth import jwt_secret
 from services.runtime.consumer import BrokerDeadLetters, PostgresInbox, service_broker

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import assert_never
 
+from contracts.id_number import is_known_region, parse_id_number
 from contracts.names import read_name
 from services.identity.errors import (
     FaceCheckNotPassedError,
@@ -28,7 +29,6 @@ from services.identity.errors import (
     VoucherNotActivatedError,
 )
 from services.identity.face_check import FaceCheck, FaceCheckNotRequestedError, FacePurpose
-from services.identity.id_number import is_known_region, parse_id_number
 from services.identity.password import DEFAULT_LOCKOUT, LockoutPolicy
 from services.identity.person_events import (
     Channel,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import ClassVar
 
-from services.runtime.errors import DomainError
+from contracts.errors import DomainError
 
 
 class IdentityError(DomainError):

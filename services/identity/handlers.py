@@ -10,6 +10,7 @@ from uuid import NAMESPACE_URL, uuid4, uuid5
 
 from argon2 import PasswordHasher
 
+from contracts.id_number import parse_id_number
 from services.identity.domain import (
     ActivateVoucher,
     AddInsuredPlace,
@@ -44,12 +45,9 @@ from services.identity.face_check import (
     face_check_decider,
 )
 from services.identity.face_provider import FaceProvider
-from services.identity.id_number import parse_id_number
-from services.identity.password import (
-    DEFAULT_LOCKOUT,
+from services.identity.password import DEFAULT_LOCKOUT, LockoutPolicy, check_payment_password
+from services.identity.password_hashing import (
     KDF_SCHEME,
-    LockoutPolicy,
-    check_payment_password,
     hash_payment_password,
     verify_payment_password,
 )

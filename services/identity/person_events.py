@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.identity.id_number import Sex
+from contracts.id_number import Sex
 from services.runtime.codec import DomainEvent
 
 

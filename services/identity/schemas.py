@@ -8,10 +8,10 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
+from contracts.id_number import mask_id_number
 from contracts.names import PersonName, mask_name
 from services.identity.domain import Person
 from services.identity.face_check import FaceCheck, FaceCheckStatus, FaceFailureReason, FacePurpose
-from services.identity.id_number import mask_id_number
 from services.identity.person_events import Channel
 from services.runtime.params import Id
 

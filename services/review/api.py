@@ -29,11 +29,12 @@ from services.review.schemas import (
     queue_view,
     stats_view,
 )
-from services.runtime.auth import Principal, Role, require
+from services.runtime.auth import require
 from services.runtime.http import request_context, service_app
 from services.runtime.idempotency import IdempotencyKey
 from services.runtime.openapi import refusals
 from services.runtime.params import PathId
+from services.runtime.principal import Principal, Role
 
 
 @dataclass(frozen=True)

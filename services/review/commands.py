@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.binding.events import MaterialRef
-from services.binding.rules import BindingKind, Relation
+from contracts.vocabulary import BindingKind, MaterialRef, Relation
 from services.review.events import CaseType, RejectionReason, WithdrawalCause
 from services.review.policy import Policy
-from services.runtime.auth import Principal
+from services.runtime.principal import Principal
 
 
 @dataclass(frozen=True)

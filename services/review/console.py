@@ -23,15 +23,15 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.exceptions import HTTPException
 
-from services.binding.letter import KIND_ZH, RELATION_ZH
-from services.identity.id_number import mask_id_number, normalise
+from contracts.errors import DomainError
+from contracts.id_number import mask_id_number, normalise
+from contracts.vocabulary import KIND_ZH, RELATION_ZH
 from services.review.errors import STATUS
 from services.review.events import NOTE_MAX, CaseType, RejectionReason
 from services.review.queries import MAX_PAGE, mask_pseudonym
 from services.review.schemas import case_view, queue_view
-from services.runtime.auth import Principal, Role, TokenError, decode_token
+from services.runtime.auth import TokenError, decode_token
 from services.runtime.decider import CommandContext, RetriesExhaustedError
-from services.runtime.errors import DomainError
 from services.runtime.http import (
     RETRY_AFTER_S,
     UNAVAILABLE_MESSAGE,
@@ -41,6 +41,7 @@ from services.runtime.http import (
 from services.runtime.idempotency import Idempotency, keyed
 from services.runtime.logging import get_logger
 from services.runtime.outages import UNAVAILABLE
+from services.runtime.principal import Principal, Role
 
 if TYPE_CHECKING:
     from services.review.api import ReviewApi

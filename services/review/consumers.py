@@ -11,8 +11,6 @@ import asyncpg
 
 from contracts import binding
 from contracts.envelope import Envelope, event_type
-from services.binding.events import MaterialRef
-from services.binding.rules import BindingKind, Relation
 from services.review.commands import NewCase
 from services.review.events import CaseType, WithdrawalCause
 from services.review.handlers import ReviewHandlers
@@ -61,11 +59,9 @@ class BindingEvents:
                 region=submitted.region,
                 holder=submitted.holder,
                 member=submitted.member,
-                kind=BindingKind(submitted.kind),
-                relation=Relation(submitted.relation),
-                materials=tuple(
-                    MaterialRef.model_validate(m.model_dump()) for m in submitted.materials
-                ),
+                kind=submitted.kind,
+                relation=submitted.relation,
+                materials=submitted.materials,
             )
             await self.handlers.open_case(new, event_context(envelope, self.clock, "open-case"))
         elif envelope.type in ENDED:

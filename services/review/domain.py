@@ -45,8 +45,8 @@ from services.review.events import (
     WithdrawalCause,
 )
 from services.review.policy import CHECK_REASON, Submission, failed_checks
-from services.runtime.auth import Principal
 from services.runtime.decider import Decider
+from services.runtime.principal import Principal
 
 _CASE_IDS = uuid5(NAMESPACE_URL, "https://qinqing.invalid/review/case")
 _REGION = re.compile(r"^[1-9]\d{5}$")

@@ -7,8 +7,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from services.binding.events import MaterialRef
-from services.binding.rules import BindingKind, Relation
+from contracts.vocabulary import BindingKind, MaterialRef, Relation
 from services.runtime.codec import DomainEvent, PydanticCodec
 
 NOTE_MAX = 200

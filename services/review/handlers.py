@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 from uuid import NAMESPACE_URL, uuid5
 
-from services.binding.events import MaterialRef
+from contracts.vocabulary import MaterialRef
 from services.review.commands import (
     ApproveCase,
     ClaimCase,
@@ -32,10 +32,10 @@ from services.review.events import (
     WithdrawalCause,
 )
 from services.review.policy import ChangePolicy, Policy, PolicyBook, policy_decider, region_prefix
-from services.runtime.auth import Principal
 from services.runtime.blobs import Blob, BlobStore
 from services.runtime.decider import CommandContext, CommandHandler
 from services.runtime.events import EventStore
+from services.runtime.principal import Principal
 
 POLICY_STREAM = "review-policies"
 

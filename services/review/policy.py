@@ -9,8 +9,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import assert_never
 
-from services.binding.events import ContentType, MaterialRef, MaterialRole
-from services.binding.rules import KINDS, BindingKind, Relation
+from contracts.vocabulary import BindingKind, ContentType, MaterialRef, MaterialRole, Relation
 from services.review.errors import PolicyChecksError, RegionPrefixError
 from services.review.events import (
     CaseType,
@@ -36,6 +35,14 @@ REQUIRED_MATERIALS: Mapping[CaseType, Mapping[MaterialRole, frozenset[ContentTyp
     },
     CaseType.RESIDENT_REGISTRATION: {},
     CaseType.FILING: {},
+}
+# The relations each binding kind accepts (001, 004), as review checks a submission against
+# them. Review's own table: binding refuses other relations before a case is ever opened, and
+# review does not read binding's rules (a test keeps the two tables equal).
+ACCEPTED_RELATIONS: Mapping[BindingKind, frozenset[Relation]] = {
+    BindingKind.FAMILY_ACCOUNT: frozenset(Relation) - {Relation.NON_RELATIVE},
+    BindingKind.MUTUAL_AID: frozenset({Relation.SPOUSE, Relation.CHILD, Relation.PARENT}),
+    BindingKind.PROXY: frozenset(Relation),
 }
 # The checks a `rules` policy runs when it names none.
 DEFAULT_CHECKS: Mapping[CaseType, tuple[Check, ...]] = {
@@ -141,7 +148,9 @@ def passes(check: Check, submission: Submission) -> bool:
             )
         case Check.RELATION_ALLOWED:
             kind, relation = submission.kind, submission.relation
-            return kind is not None and relation is not None and relation in KINDS[kind].relations
+            if kind is None or relation is None:
+                return False
+            return relation in ACCEPTED_RELATIONS[kind]
         case _:
             assert_never(check)
 

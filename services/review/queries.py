@@ -12,13 +12,13 @@ from typing import Protocol
 
 import asyncpg
 
-from services.identity.id_number import normalise
+from contracts.id_number import normalise
 from services.review.errors import CursorError
 from services.review.events import CaseType, Check
 from services.review.policy import region_prefix
-from services.runtime.auth import Principal
 from services.runtime.events import check_schema_name
 from services.runtime.pii import lookup_hash
+from services.runtime.principal import Principal
 
 MAX_PAGE = 100
 _COLUMNS = (

@@ -7,8 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from services.binding.events import ContentType, MaterialRole
-from services.binding.rules import BindingKind, Relation
+from contracts.vocabulary import BindingKind, ContentType, MaterialRole, Relation
 from services.review.domain import CaseStatus
 from services.review.events import (
     NOTE_MAX,

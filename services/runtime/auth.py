@@ -1,8 +1,11 @@
-"""Bearer tokens (PyJWT, HS256) and the FastAPI dependency every service's API checks them with."""
+"""Bearer tokens (PyJWT, HS256) and the FastAPI dependency every service's API checks them with.
+
+Who a token names is `services.runtime.principal`, kept apart so that a domain can know its
+caller without reaching PyJWT or FastAPI.
+"""
 
 # No `from __future__ import annotations`: FastAPI reads the dependencies' annotations at run
 # time, and those inside `require` name its local functions.
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,27 +20,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.runtime.errors import error_body
 from services.runtime.pii import warn_if_dev_default
+from services.runtime.principal import REGION_SCOPED, Principal, Role
 from services.runtime.settings import Settings
 
 ISSUER = AUDIENCE = "qinqing"
 _ALGORITHM = "HS256"
 _LEEWAY = timedelta(seconds=10)  # clock skew between the services
 _MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash
-# A reviewer's region is a 6-digit administrative code; trailing "00" pairs widen it, so
-# 360000 is Jiangxi province, 360100 the city of Nanchang, 360102 one district of it.
-_REGION = re.compile(r"^[1-9]\d{5}$")
-
-
-class Role(StrEnum):
-    INSURED = "insured"
-    REVIEWER = "reviewer"
-    INSTITUTION = "institution"
-    AUDITOR = "auditor"
-    OPERATOR = "operator"
-
-
-# Roles whose access is limited to regions; the others are not region-scoped.
-REGION_SCOPED = frozenset({Role.REVIEWER})
 
 
 class TokenError(Exception):
@@ -54,38 +43,6 @@ class ExpiredTokenError(TokenError):
     """The token was valid once; its `exp` has passed."""
 
     code = "auth.expired_token"
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who calls: a person's pseudonym or a staff id, one role, and a reviewer's regions."""
-
-    subject: str
-    role: Role
-    regions: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if not self.subject:
-            raise ValueError("a principal needs a subject")
-        bad = [r for r in self.regions if not _REGION.fullmatch(r)]
-        if bad:
-            raise ValueError(f"region codes are 6 digits, not starting with 0: {bad}")
-        if self.role in REGION_SCOPED and not self.regions:
-            raise ValueError(f"role {self.role} needs at least one region")
-        if self.role not in REGION_SCOPED and self.regions:
-            raise ValueError(f"role {self.role} is not limited to regions")
-
-    def covers(self, region_code: str) -> bool:
-        """Whether a region-scoped principal may act on `region_code` (its own or one below)."""
-        if not _REGION.fullmatch(region_code):
-            return False
-        return any(region_code.startswith(_strip_zero_pairs(r)) for r in self.regions)
-
-
-def _strip_zero_pairs(code: str) -> str:
-    while code.endswith("00"):
-        code = code[:-2]
-    return code
 
 
 def jwt_secret(settings: Settings) -> str:

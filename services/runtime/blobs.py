@@ -18,7 +18,7 @@ from typing import ClassVar
 
 import asyncpg
 
-from services.runtime.errors import DomainError
+from contracts.errors import DomainError
 from services.runtime.events import check_schema_name
 from services.runtime.migrate import Migration
 

@@ -28,13 +28,14 @@ from services.runtime.events import (
     NewEvent,
     RecordedEvent,
 )
-from services.runtime.logging import get_logger
 
 C = TypeVar("C")  # command
 S = TypeVar("S")  # state
 E = TypeVar("E", bound=BaseModel)  # domain event (a pydantic model)
 
-log = get_logger(__name__)
+# structlog itself, not services.runtime.logging: that one classifies the drivers' outage errors,
+# and the deciders here must reach no driver (the import-linter contract `pure-no-io`).
+log: structlog.stdlib.BoundLogger = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)

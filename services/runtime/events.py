@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 from uuid import UUID, uuid4
 
-from services.runtime.errors import DomainError
+from contracts.errors import DomainError
 
 NO_STREAM = 0
 """Expected version of a stream that has no events yet."""

@@ -20,12 +20,14 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.runtime.auth import Principal, configure_auth
+from contracts.errors import DomainError
+from services.runtime.auth import configure_auth
 from services.runtime.decider import CommandContext, RetriesExhaustedError
-from services.runtime.errors import DomainError, error_body
+from services.runtime.errors import error_body
 from services.runtime.idempotency import Idempotency
 from services.runtime.logging import get_logger
 from services.runtime.outages import UNAVAILABLE
+from services.runtime.principal import Principal
 
 log = get_logger(__name__)
 

@@ -14,7 +14,7 @@ from fastapi import Path, Query
 from pydantic import BeforeValidator, StringConstraints
 from pydantic_core import PydanticCustomError
 
-from services.runtime.errors import DomainError
+from contracts.errors import DomainError
 from services.runtime.events import Position
 
 # What names a record here: a UUID, or a pseudonym in URL-safe base64 (`p_…`, `bc-…`). Nothing

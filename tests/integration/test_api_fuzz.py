@@ -33,7 +33,8 @@ from schemathesis.specs.openapi.checks import (
 
 from services.demo.people import Person
 from services.demo.stack import SERVICES, Stack, drop_stack, running_stack
-from services.runtime.auth import Principal, Role, issue_token
+from services.runtime.auth import issue_token
+from services.runtime.principal import Principal, Role
 from services.runtime.settings import Settings
 from tests.integration.test_binding_e2e import _schemas
 from tests.unit.review.builders import NANCHANG

@@ -21,13 +21,14 @@ import asyncpg
 import httpx
 import pytest
 
+from contracts.vocabulary import Relation
 from services.binding.domain import holder_stream
 from services.binding.projections import BindingViews, family_view
-from services.binding.rules import Relation
 from services.demo.people import Person
 from services.demo.scenario import Scenario
 from services.demo.stack import SERVICES, Stack, drop_stack, running_stack
-from services.runtime.auth import Principal, Role, issue_token
+from services.runtime.auth import issue_token
+from services.runtime.principal import Principal, Role
 from services.runtime.projection import ProjectionRunner
 from services.runtime.settings import Settings
 

@@ -10,6 +10,7 @@ from uuid import uuid4
 import asyncpg
 import pytest
 
+from contracts.vocabulary import BindingKind, Relation
 from services.binding.commands import (
     BindingCommand,
     ExpireBindRequest,
@@ -30,7 +31,7 @@ from services.binding.projections import (
     family_view_as_of,
     member_holders,
 )
-from services.binding.rules import BindingKind, Method, Relation
+from services.binding.rules import Method
 from services.runtime.decider import CommandContext, CommandHandler
 from services.runtime.migrate import migrate, service_migrations
 from services.runtime.pgstore import PostgresEventStore

@@ -18,9 +18,10 @@ import httpx
 import pytest
 
 from services.demo.stack import migrate_stack
-from services.runtime.auth import Principal, Role, issue_token
+from services.runtime.auth import issue_token
 from services.runtime.infra.common import InfraError
 from services.runtime.infra.postgres import pg_restart
+from services.runtime.principal import Principal, Role
 from tests.conftest import Infra
 from tests.integration.test_binding_e2e import SECRET, _free_port, _ready, _start_binding
 

@@ -14,8 +14,9 @@ import pytest
 from services.identity.app import IdentitySettings, build_app, make_handlers
 from services.identity.cli import erase
 from services.identity.face_provider import FaceSimulator
-from services.runtime.auth import Principal, Role, issue_token, jwt_secret
+from services.runtime.auth import issue_token, jwt_secret
 from services.runtime.migrate import migrate, service_migrations
+from services.runtime.principal import Principal, Role
 from services.runtime.workers import utc_now
 
 NAME, ID_NUMBER, PLACE = "王小明", "360426199101010071", "360100"

@@ -17,7 +17,7 @@ from services.identity.consumers import bind_request_consumer
 from services.identity.face_check import FaceCheckRequested
 from services.identity.face_provider import FaceSimulator, SimulatedOutcome
 from services.identity.handlers import FACE_CHECK_CODEC, IdentityDeps, IdentityHandlers
-from services.identity.password import make_hasher
+from services.identity.password_hashing import make_hasher
 from services.identity.tables import PostgresIdentityTables
 from services.runtime.checkpoints import PostgresCheckpoints
 from services.runtime.consumer import (

@@ -27,7 +27,7 @@ from services.identity.handlers import (
     face_stream,
     person_stream,
 )
-from services.identity.password import hash_payment_password, make_hasher
+from services.identity.password_hashing import hash_payment_password, make_hasher
 from services.identity.person_events import Channel
 from services.identity.sealing import SealingEventStore
 from services.identity.tables import PostgresIdentityTables

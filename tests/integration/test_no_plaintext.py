@@ -20,13 +20,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from faststream.kafka import KafkaBroker
 
+from contracts.id_number import IdNumberError
 from services.identity.consumers import bind_request_consumer
 from services.identity.errors import PersonAlreadyRegisteredError
 from services.identity.face_check import FaceFailureReason, FacePurpose
 from services.identity.face_provider import FaceSimulator, SimulatedOutcome
 from services.identity.handlers import IdentityDeps, IdentityHandlers
-from services.identity.id_number import IdNumberError
-from services.identity.password import make_hasher
+from services.identity.password_hashing import make_hasher
 from services.identity.person_events import Channel
 from services.identity.tables import PostgresIdentityTables
 from services.runtime.checkpoints import PostgresCheckpoints

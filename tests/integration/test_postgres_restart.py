@@ -16,7 +16,7 @@ from uuid import uuid4
 import httpx
 import pytest
 
-from services.binding.rules import Relation
+from contracts.vocabulary import Relation
 from services.demo.people import Person
 from services.demo.scenario import Scenario
 from services.demo.stack import drop_stack, running_stack

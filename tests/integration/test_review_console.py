@@ -17,10 +17,11 @@ import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Error, Page, async_playwright
 
-from services.binding.rules import Relation
+from contracts.vocabulary import Relation
 from services.demo.scenario import REVIEWER_REGION, Scenario
 from services.demo.stack import Stack, drop_stack, running_stack
-from services.runtime.auth import Principal, Role, issue_token
+from services.runtime.auth import issue_token
+from services.runtime.principal import Principal, Role
 from services.runtime.settings import Settings
 from tests.integration.test_binding_e2e import _schemas as e2e_schemas
 

@@ -18,11 +18,12 @@ from aiokafka import AIOKafkaProducer
 
 from contracts import review
 from services.review.app import ReviewSettings, build_app
-from services.runtime.auth import Principal, Role, issue_token, jwt_secret
+from services.runtime.auth import issue_token, jwt_secret
 from services.runtime.blobs import BLOB_SCHEMA, PostgresBlobStore, blob_migrations
 from services.runtime.kafka_codec import to_record
 from services.runtime.migrate import migrate, service_migrations
 from services.runtime.pii import lookup_hash, lookup_key
+from services.runtime.principal import Principal, Role
 from tests.builders import recorded_event
 from tests.integration.test_messaging import create_topics, read_topic, wait_for
 

@@ -17,12 +17,12 @@ from services.review.events import CaseType, RejectionReason, ReviewMode
 from services.review.handlers import ReviewDeps, ReviewHandlers
 from services.review.projections import CaseTable
 from services.review.queries import ReviewViews, reviewer_prefixes
-from services.runtime.auth import Principal, Role
 from services.runtime.blobs import InMemoryBlobStore
 from services.runtime.decider import CommandContext
 from services.runtime.migrate import migrate, service_migrations
 from services.runtime.pgstore import PostgresEventStore
 from services.runtime.pii import lookup_hash
+from services.runtime.principal import Principal, Role
 from services.runtime.projection import ProjectionRunner
 
 pytestmark = pytest.mark.integration

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import date
 
+from contracts.vocabulary import Relation
 from services.bench.stack import Insured
-from services.binding.rules import Relation
 from services.chaos.invariants import Logs, Topic, Verdict, check_effects, check_flows, check_topics
 from services.chaos.load import Flow, FlowKind
 from services.demo.people import Person

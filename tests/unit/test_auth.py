@@ -19,8 +19,6 @@ from services.runtime.auth import (
     ConfirmationMethod,
     ExpiredTokenError,
     InvalidTokenError,
-    Principal,
-    Role,
     configure_auth,
     decode_confirmation,
     decode_token,
@@ -29,6 +27,7 @@ from services.runtime.auth import (
     jwt_secret,
     require,
 )
+from services.runtime.principal import Principal, Role
 from services.runtime.settings import Settings
 
 SECRET = "s" * 32

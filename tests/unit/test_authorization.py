@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
-from services.runtime.auth import Principal, Role, issue_token
+from services.runtime.auth import issue_token
+from services.runtime.principal import Principal, Role
 from tests.unit.apps import SECRET, Served, documents, routes, served
 from tests.unit.review.builders import BEIJING, NANCHANG
 

@@ -16,7 +16,7 @@ from services.identity import face_check, person_events
 from services.identity.face_check import FaceFailureReason, FacePurpose
 from services.identity.face_provider import FaceSimulator, SimulatedOutcome
 from services.identity.handlers import IdentityDeps, IdentityHandlers, face_stream, person_stream
-from services.identity.password import make_hasher
+from services.identity.password_hashing import make_hasher
 from services.identity.person_events import Channel
 from services.identity.tables import InMemoryIdentityTables
 from services.runtime.codec import DomainEvent

@@ -16,7 +16,8 @@ from fastapi import FastAPI
 from services.binding.api import create_app as binding_app
 from services.identity.api import create_app as identity_app
 from services.review.api import create_app as review_app
-from services.runtime.auth import Principal, Role, issue_token
+from services.runtime.auth import issue_token
+from services.runtime.principal import Principal, Role
 
 SECRET = "s" * 32
 

@@ -17,14 +17,15 @@ import httpx
 import pytest
 from fastapi import FastAPI, Form, UploadFile
 
+from contracts.vocabulary import Relation
 from services.binding.api import BindingApi
 from services.binding.api import create_app as binding_app
 from services.binding.events import MemberBindRequested
-from services.binding.rules import Relation
 from services.review.api import create_app as review_app
 from services.review.console import SESSION_COOKIE
-from services.runtime.auth import Principal, Role, configure_auth, issue_token
+from services.runtime.auth import configure_auth, issue_token
 from services.runtime.idempotency import IdempotencyKey
+from services.runtime.principal import Principal, Role
 from tests.unit.binding.builders import HOLDER, NOW
 from tests.unit.binding.test_handlers import FATHER_ID, SON_ID, by_id
 from tests.unit.binding.test_handlers import World as BindingWorld

@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from services.runtime.auth import Principal, Role, issue_token
+from services.runtime.auth import issue_token
+from services.runtime.principal import Principal, Role
 from tests.unit.apps import SECRET, Served, served
 from tests.unit.review.builders import NANCHANG
 

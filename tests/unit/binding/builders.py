@@ -6,17 +6,16 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from contracts.vocabulary import BindingKind, MaterialRef, MaterialRole, Relation
 from services.binding.commands import RequestMemberBinding
 from services.binding.events import (
     BindingMaterialsSubmitted,
     BindingTermsRecorded,
     CommitmentLetterSigned,
     FaceCheckNeed,
-    MaterialRef,
-    MaterialRole,
     MemberBindRequested,
 )
-from services.binding.rules import BindingKind, FaceWho, Method, Relation
+from services.binding.rules import FaceWho, Method
 
 TODAY = date(2026, 11, 25)
 NOW = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # 10:00 in China

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from contracts.vocabulary import BindingKind, Relation
 from services.binding.events import (
     BindingEvent,
     BindingFaceVerified,
@@ -19,7 +20,7 @@ from services.binding.events import (
     RejectionReason,
 )
 from services.binding.projections import FamilyMember, ViewStatus, evolve_view, fold_family_view
-from services.binding.rules import BindingKind, FaceWho, Method, Relation
+from services.binding.rules import FaceWho, Method
 from tests.unit.binding.builders import CHILD, DEADLINE, HOLDER, NOW, request, requested, submitted
 
 KIND = BindingKind.FAMILY_ACCOUNT

@@ -9,6 +9,8 @@ from uuid import uuid4
 
 import pytest
 
+from contracts.id_number import IdNumberError, check_char
+from contracts.vocabulary import BindingKind, Relation
 from services.binding.domain import Status, holder_stream
 from services.binding.errors import (
     AlreadyBoundError,
@@ -37,9 +39,8 @@ from services.binding.events import (
 )
 from services.binding.forms import BindingForm
 from services.binding.handlers import Accepted, BindingDeps, BindingHandlers
-from services.binding.rules import BindingKind, FaceWho, Method, Relation
+from services.binding.rules import FaceWho, Method
 from services.binding.tables import InMemoryBindingTables, RequestRow
-from services.identity.id_number import IdNumberError, check_char
 from services.runtime.auth import ConfirmationMethod, issue_confirmation
 from services.runtime.blobs import InMemoryBlobStore
 from services.runtime.decider import CommandContext

@@ -12,13 +12,8 @@ from hypothesis import given, settings
 from pypdf import PdfReader
 
 from contracts.names import mask_name
-from services.binding.letter import (
-    KIND_ZH,
-    RELATION_ZH,
-    CommitmentLetter,
-    commitment_letter_pdf,
-)
-from services.binding.rules import BindingKind, Relation
+from contracts.vocabulary import KIND_ZH, RELATION_ZH, BindingKind, Relation
+from services.binding.letter import CommitmentLetter, commitment_letter_pdf
 from tests.unit.test_names import names
 
 LETTER = CommitmentLetter(

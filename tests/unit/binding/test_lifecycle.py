@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from contracts.vocabulary import BindingKind, Relation
 from services.binding.commands import (
     BindingCommand,
     ExpireBindRequest,
@@ -27,7 +28,7 @@ from services.binding.events import (
     MemberBound,
     RejectionReason,
 )
-from services.binding.rules import BindingKind, FaceWho, Method, Relation
+from services.binding.rules import FaceWho, Method
 from services.runtime.testing import DeciderSpec
 from tests.unit.binding.builders import (
     CHILD,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+from contracts.vocabulary import MaterialRole
 from services.binding.commands import (
     RecordMaterialsApproved,
     SignCommitmentLetter,
@@ -23,7 +24,6 @@ from services.binding.events import (
     BindingEvent,
     BindingRejected,
     BindRequestExpired,
-    MaterialRole,
     RejectionReason,
 )
 from services.binding.rules import FaceWho, Method

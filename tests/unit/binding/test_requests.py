@@ -8,6 +8,7 @@ from datetime import date
 import pytest
 
 from contracts import binding as contract
+from contracts.vocabulary import BindingKind, Relation
 from services.binding.commands import RequestMemberBinding
 from services.binding.domain import binding_decider
 from services.binding.errors import (
@@ -34,7 +35,7 @@ from services.binding.events import (
     MemberBound,
     RejectionReason,
 )
-from services.binding.rules import BindingKind, FaceWho, Method, Relation
+from services.binding.rules import FaceWho, Method
 from services.runtime.testing import DeciderSpec
 from tests.unit.binding.builders import CHILD, HOLDER, NOW, TODAY, request, requested
 

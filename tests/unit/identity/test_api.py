@@ -15,18 +15,12 @@ import structlog.testing
 from services.identity.api import SIGNATURE_HEADER, IdentityApi, create_app
 from services.identity.face_provider import FaceSimulator, SimulatedOutcome, sign_callback
 from services.identity.handlers import IdentityDeps, IdentityHandlers
-from services.identity.password import make_hasher
+from services.identity.password_hashing import make_hasher
 from services.identity.tables import InMemoryIdentityTables
-from services.runtime.auth import (
-    Confirmation,
-    ConfirmationMethod,
-    Principal,
-    Role,
-    decode_confirmation,
-    issue_token,
-)
+from services.runtime.auth import Confirmation, ConfirmationMethod, decode_confirmation, issue_token
 from services.runtime.memory import InMemoryEventStore
 from services.runtime.pii import InMemoryKeyVault
+from services.runtime.principal import Principal, Role
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 SECRET = "s" * 32

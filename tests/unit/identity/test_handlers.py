@@ -37,7 +37,8 @@ from services.identity.handlers import (
     IdentityHandlers,
     person_stream,
 )
-from services.identity.password import LockoutPolicy, make_hasher
+from services.identity.password import LockoutPolicy
+from services.identity.password_hashing import make_hasher
 from services.identity.person_events import Channel
 from services.identity.tables import InMemoryIdentityTables
 from services.runtime.decider import CommandContext

@@ -9,7 +9,6 @@ from argon2 import PasswordHasher
 
 from services.identity.password import (
     DEFAULT_LOCKOUT,
-    KDF_SCHEME,
     PasswordBirthDateError,
     PasswordFormatError,
     PasswordIdNumberError,
@@ -17,6 +16,9 @@ from services.identity.password import (
     PasswordSequenceError,
     PaymentPasswordError,
     check_payment_password,
+)
+from services.identity.password_hashing import (
+    KDF_SCHEME,
     hash_payment_password,
     make_hasher,
     verify_payment_password,

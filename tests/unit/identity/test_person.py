@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from contracts.id_number import IdNumberCheckDigitError, Sex
 from services.identity.domain import (
     ActivateVoucher,
     AddInsuredPlace,
@@ -43,8 +44,8 @@ from services.identity.face_check import (
     FaceCheckStatus,
     FacePurpose,
 )
-from services.identity.id_number import IdNumberCheckDigitError, Sex
-from services.identity.password import KDF_SCHEME, LockoutPolicy
+from services.identity.password import LockoutPolicy
+from services.identity.password_hashing import KDF_SCHEME
 from services.identity.person_events import (
     Channel,
     CurrentInsuredPlaceSwitched,

@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from services.binding.events import MaterialRef, MaterialRole
-from services.binding.rules import BindingKind, Relation
+from contracts.vocabulary import BindingKind, MaterialRef, MaterialRole, Relation
 from services.review.commands import NewCase, OpenCase
 from services.review.domain import case_id_for
 from services.review.events import CaseType, ReviewCaseOpened, ReviewMode
 from services.review.policy import Policy, default_policy
-from services.runtime.auth import Principal, Role
+from services.runtime.principal import Principal, Role
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 REGION = "360102"  # a district of Nanchang, Jiangxi

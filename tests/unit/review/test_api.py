@@ -14,16 +14,17 @@ import httpx
 import pytest
 import structlog.testing
 
-from services.binding.events import MaterialRef, MaterialRole
+from contracts.vocabulary import MaterialRef, MaterialRole
 from services.review.api import ReviewApi, create_app
 from services.review.commands import NewCase
 from services.review.events import CaseType
 from services.review.handlers import ReviewDeps, ReviewHandlers
 from services.review.queries import QueuePage, QueueStats
-from services.runtime.auth import Principal, Role, issue_token
+from services.runtime.auth import issue_token
 from services.runtime.blobs import InMemoryBlobStore
 from services.runtime.decider import CommandContext
 from services.runtime.memory import InMemoryEventStore
+from services.runtime.principal import Principal, Role
 from tests.unit.review.builders import BEIJING, MATERIALS, NANCHANG, NANCHANG_2, NOW, REGION
 
 SECRET = "s" * 32

@@ -32,7 +32,7 @@ from services.review.events import (
     WithdrawalCause,
 )
 from services.review.policy import DEFAULT_CHECKS, Policy
-from services.runtime.auth import Principal, Role
+from services.runtime.principal import Principal, Role
 from services.runtime.testing import DeciderSpec
 from tests.unit.review.builders import (
     BEIJING,

@@ -8,11 +8,12 @@ from datetime import timedelta
 
 import pytest
 
-from services.binding.events import MaterialRole
-from services.binding.rules import BindingKind, Relation
+from contracts.vocabulary import BindingKind, MaterialRole, Relation
+from services.binding.rules import KINDS
 from services.review.errors import PolicyChecksError, RegionPrefixError
 from services.review.events import CaseType, Check, OnFailure, ReviewMode, ReviewPolicyChanged
 from services.review.policy import (
+    ACCEPTED_RELATIONS,
     DEFAULT_CHECKS,
     ChangePolicy,
     Policy,
@@ -174,6 +175,11 @@ def test_mutual_aid_accepts_only_spouse_children_and_parents_as_binding_rules_sa
     assert failed_checks(RULES, sibling) == (Check.RELATION_ALLOWED,)
     family = submission(kind=BindingKind.FAMILY_ACCOUNT, relation=Relation.SIBLING)
     assert failed_checks(RULES, family) == ()
+
+
+def test_review_accepts_for_each_kind_exactly_the_relations_binding_accepts() -> None:
+    # Two services, two tables of one rule: review never imports binding, this test does.
+    assert {kind: rule.relations for kind, rule in KINDS.items()} == ACCEPTED_RELATIONS
 
 
 def test_only_the_checks_a_policy_names_run() -> None:

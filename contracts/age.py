@@ -1,12 +1,8 @@
-"""Age on a given day, and the age thresholds of the rules (as data)."""
+"""Age on a given day, as every rule with an age threshold counts it."""
 
 from __future__ import annotations
 
 from datetime import date
-
-# 年满16周岁: a member aged 16 or over must pass a face check themselves to be bound
-# (DOMAIN.md section 2, decision: on the 16th birthday itself the member is 16).
-FACE_CHECK_AGE = 16
 
 
 def age_on(birth: date, day: date) -> int:
@@ -20,8 +16,3 @@ def age_on(birth: date, day: date) -> int:
         raise ValueError("the day is before the birth date")
     not_yet = (day.month, day.day) < (birth.month, birth.day)
     return day.year - birth.year - not_yet
-
-
-def needs_own_face_check(birth: date, day: date) -> bool:
-    """Whether a member born on `birth` must be face-checked to be bound on `day`."""
-    return age_on(birth, day) >= FACE_CHECK_AGE

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from stdnum.cn import ric
 
-from services.identity.id_number import (
+from contracts.id_number import (
     IdNumberBirthDateError,
     IdNumberCheckDigitError,
     IdNumberError,

@@ -8,17 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.identity.age import FACE_CHECK_AGE, age_on, needs_own_face_check
+from contracts.age import age_on
 
 
 def test_member_aged_16_on_birthday_counts_as_16() -> None:
     assert age_on(date(2010, 11, 25), date(2026, 11, 25)) == 16
-    assert needs_own_face_check(date(2010, 11, 25), date(2026, 11, 25))
 
 
-def test_member_the_day_before_the_16th_birthday_is_15_and_needs_no_face_check() -> None:
+def test_member_the_day_before_the_16th_birthday_is_15() -> None:
     assert age_on(date(2010, 11, 25), date(2026, 11, 24)) == 15
-    assert not needs_own_face_check(date(2010, 11, 25), date(2026, 11, 24))
 
 
 def test_born_29_february_ages_on_1_march_in_a_non_leap_year() -> None:
@@ -58,6 +56,6 @@ def test_age_never_decreases_as_the_day_moves_on(born: date, a: int, b: int) -> 
 
 @given(births)
 def test_age_is_16_exactly_from_the_16th_birthday(born: date) -> None:
-    sixteenth = birthday(born, FACE_CHECK_AGE)
+    sixteenth = birthday(born, 16)
     assert age_on(born, sixteenth) == 16
     assert age_on(born, sixteenth - timedelta(days=1)) == 15

@@ -1,4 +1,8 @@
-"""Resident ID numbers (GB 11643-1999): validation on top of stdnum.cn.ric, derived facts."""
+"""Resident ID numbers (GB 11643-1999): validation on top of stdnum.cn.ric, derived facts.
+
+Published language: identity registers persons by them, binding finds members by them, review
+searches its queue by them; each parses, normalises and masks them the same way.
+"""
 
 # Chinese messages use full-width punctuation, as Chinese text should.
 # ruff: noqa: RUF001
@@ -16,7 +20,7 @@ from stdnum import exceptions as stdnum_errors
 from stdnum import numdb
 from stdnum.cn import ric
 
-from services.identity.errors import IdentityError
+from contracts.errors import DomainError
 
 ID_NUMBER_LENGTH = 18
 # Province-level codes of GB/T 2260 (71 Taiwan, 81 Hong Kong, 82 Macao included).
@@ -41,7 +45,7 @@ class Sex(StrEnum):
     FEMALE = "female"
 
 
-class IdNumberError(IdentityError):
+class IdNumberError(DomainError):
     code: ClassVar[str] = "id_number.invalid"
     field: ClassVar[str | None] = "id_number"
 
