@@ -275,7 +275,7 @@ _CASE_UPDATES: dict[str, dict[str, str]] = {
 }
 _STATUS = {"MaterialsApproved": "approved", "MaterialsRejected": "rejected",
            "ReviewCaseWithdrawn": "withdrawn"}  # fmt: skip
-_TIMES = frozenset({"opened_at", "closed_at", "escalated_at"})
+_TIMES = frozenset({"closed_at", "escalated_at"})
 
 
 class InMemoryReviewViews:
