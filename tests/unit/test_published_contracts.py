@@ -99,7 +99,7 @@ def _values(annotation: Any, field: FieldInfo | None = None) -> st.SearchStrateg
     elif inner is str and annotated_types.MaxLen in limits:
         strategy = st.text(max_size=limits[annotated_types.MaxLen].max_length)
     elif inner is int and annotated_types.Ge in limits:
-        strategy = st.integers(min_value=limits[annotated_types.Ge].ge)  # type: ignore[arg-type]
+        strategy = st.integers(min_value=limits[annotated_types.Ge].ge)
     else:
         strategy = st.from_type(inner)
     return st.none() | strategy if optional else strategy
@@ -107,7 +107,9 @@ def _values(annotation: Any, field: FieldInfo | None = None) -> st.SearchStrateg
 
 # What the domain never writes though its type allows it: a registration is appended with its
 # personal data; only read back after an erasure does it carry None.
-WRITTEN_AS: dict[tuple[type[BaseModel], str], st.SearchStrategy[Any]] = {}
+WRITTEN_AS: dict[tuple[type[BaseModel], str], st.SearchStrategy[Any]] = {
+    (PersonRegistered, "personal"): st.deferred(lambda: written(PersonalData)),
+}
 
 
 def written(model: type[BaseModel]) -> st.SearchStrategy[Any]:
@@ -127,9 +129,6 @@ def _or_none(model: type[BaseModel]) -> Any:
             return None
 
     return build
-
-
-WRITTEN_AS[(PersonRegistered, "personal")] = written(PersonalData)
 
 
 async def relayed(publisher: Publisher, event: DomainEvent) -> tuple[str, bytes]:
