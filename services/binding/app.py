@@ -16,7 +16,7 @@ from services.binding.api import BindingApi, create_app
 from services.binding.consumers import identity_consumer, review_consumer
 from services.binding.handlers import BindingDeps, BindingHandlers
 from services.binding.projections import BindingViews
-from services.binding.tables import BindingTables
+from services.binding.tables import PostgresBindingTables
 from services.runtime.auth import jwt_secret
 from services.runtime.blobs import PostgresBlobStore
 from services.runtime.consumer import BrokerDeadLetters, PostgresInbox, service_broker
@@ -45,7 +45,7 @@ def make_handlers(
     return BindingHandlers(
         BindingDeps(
             GroupCommitEventStore(pool, schema),
-            BindingTables(pool, schema),
+            PostgresBindingTables(pool, schema),
             PostgresBlobStore(pool),
             lookup_key(settings),
             jwt_secret(settings),

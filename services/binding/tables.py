@@ -1,10 +1,11 @@
 """The binding service's own tables (the persons directory, request routing, face check map):
-the PostgreSQL adapter and an in-memory fake for unit tests."""
+the port, the PostgreSQL adapter and an in-memory fake for unit tests."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date, datetime
+from typing import TYPE_CHECKING, Protocol
 
 import asyncpg
 
@@ -29,7 +30,58 @@ class RequestRow:
     deadline: datetime
 
 
-class BindingTables:
+class BindingTables(Protocol):
+    """What the handlers and consumers keep beside the holders' streams. The consumers'
+    methods take `conn`, the inbox's connection, so that their writes commit with the inbox
+    row; the handlers' methods run on their own."""
+
+    async def person_by_lookup(self, id_lookup: str) -> KnownPerson | None: ...
+
+    async def person(self, pseudonym: str) -> KnownPerson | None: ...
+
+    async def person_registered(
+        self,
+        conn: Executor,
+        pseudonym: str,
+        id_lookup: str | None,
+        insured_place: str,
+        *,
+        personal_account: bool = False,
+    ) -> None:
+        """Registered again: the lookup and the place are replaced. Raises
+        asyncpg.UniqueViolationError when another person holds the lookup."""
+
+    async def insured_place_switched(self, conn: Executor, pseudonym: str, place: str) -> None: ...
+
+    async def person_erased(self, conn: Executor, pseudonym: str) -> None: ...
+
+    async def add_request(self, row: RequestRow) -> None:
+        """Idempotent: a retried request keeps its first row."""
+
+    async def drop_request(self, request_id: str) -> None: ...
+
+    async def request(self, request_id: str) -> RequestRow | None: ...
+
+    async def settle(self, request_id: str) -> None:
+        """The request finished: the expiry timer need not look at it again."""
+
+    async def overdue(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+        """(request_id, holder) of unsettled requests whose deadline has passed at `now`."""
+        ...
+
+    async def use_confirmation(self, token_id: str, holder: str, member: str, kind: str) -> bool:
+        """Record the proof as spent on this unbinding; False if it was spent on another."""
+        ...
+
+    async def release_confirmation(self, token_id: str) -> None:
+        """The unbinding it was spent on was refused: the proof may serve again."""
+
+    async def face_check_opened(self, conn: Executor, check_id: str, request_id: str) -> None: ...
+
+    async def request_of_check(self, conn: Executor, check_id: str) -> str | None: ...
+
+
+class PostgresBindingTables:
     """asyncpg access to the tables in services/binding/migrations/0001_binding.sql."""
 
     def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
@@ -86,7 +138,6 @@ class BindingTables:
     # ---------------------------------------------------------------------------- requests
 
     async def add_request(self, row: RequestRow) -> None:
-        """Idempotent: a retried request keeps its first row."""
         await self.pool.execute(
             f"INSERT INTO {self.schema}.bind_requests (request_id, holder, member_name_masked,"
             " member_id_masked, requested_on, deadline) VALUES ($1, $2, $3, $4, $5, $6)"
@@ -113,14 +164,12 @@ class BindingTables:
         return None if row is None else RequestRow(**dict(row))
 
     async def settle(self, request_id: str) -> None:
-        """The request finished: the expiry timer need not look at it again."""
         await self.pool.execute(
             f"UPDATE {self.schema}.bind_requests SET settled = true WHERE request_id = $1",
             request_id,
         )
 
     async def overdue(self, now: datetime, limit: int) -> list[tuple[str, str]]:
-        """(request_id, holder) of unsettled requests whose deadline has passed at `now`."""
         rows = await self.pool.fetch(
             f"SELECT request_id, holder FROM {self.schema}.bind_requests"
             " WHERE NOT settled AND deadline <= $1 ORDER BY deadline LIMIT $2",
@@ -132,7 +181,6 @@ class BindingTables:
     # ---------------------------------------------------------------------------- confirmations
 
     async def use_confirmation(self, token_id: str, holder: str, member: str, kind: str) -> bool:
-        """Record the proof as spent on this unbinding; False if it was spent on another."""
         await self.pool.execute(
             f"INSERT INTO {self.schema}.used_confirmations (token_id, holder, member, kind)"
             " VALUES ($1, $2, $3, $4) ON CONFLICT (token_id) DO NOTHING",
@@ -149,7 +197,6 @@ class BindingTables:
         return spent is not None and tuple(spent) == (holder, member, kind)
 
     async def release_confirmation(self, token_id: str) -> None:
-        """The unbinding it was spent on was refused: the proof may serve again."""
         await self.pool.execute(
             f"DELETE FROM {self.schema}.used_confirmations WHERE token_id = $1", token_id
         )
@@ -178,11 +225,10 @@ class _StoredPerson:
     personal_account: bool
 
 
-class InMemoryBindingTables(BindingTables):
-    """Same contract as BindingTables, in dicts; unit tests only. A subclass so that it goes
-    where the handlers take BindingTables; it overrides every method and ignores `conn`."""
+class InMemoryBindingTables:
+    """Same contract as PostgresBindingTables, in dicts; unit tests only. It ignores `conn`."""
 
-    def __init__(self) -> None:  # no pool: nothing of the parent's state is used
+    def __init__(self) -> None:
         self.persons: dict[str, _StoredPerson] = {}
         self.requests: dict[str, tuple[RequestRow, bool]] = {}  # the row, and whether settled
         self.checks: dict[str, str] = {}
@@ -206,7 +252,7 @@ class InMemoryBindingTables(BindingTables):
 
     async def person_registered(
         self,
-        conn: object,
+        conn: Executor,
         pseudonym: str,
         id_lookup: str | None,
         insured_place: str,
@@ -220,11 +266,11 @@ class InMemoryBindingTables(BindingTables):
             )
         self.persons[pseudonym] = _StoredPerson(id_lookup, insured_place, personal_account)
 
-    async def insured_place_switched(self, conn: object, pseudonym: str, place: str) -> None:
+    async def insured_place_switched(self, conn: Executor, pseudonym: str, place: str) -> None:
         if pseudonym in self.persons:
             self.persons[pseudonym] = replace(self.persons[pseudonym], insured_place=place)
 
-    async def person_erased(self, conn: object, pseudonym: str) -> None:
+    async def person_erased(self, conn: Executor, pseudonym: str) -> None:
         self.persons.pop(pseudonym, None)
 
     async def add_request(self, row: RequestRow) -> None:
@@ -248,10 +294,10 @@ class InMemoryBindingTables(BindingTables):
         )
         return [(row.request_id, row.holder) for row in due[:limit]]
 
-    async def face_check_opened(self, conn: object, check_id: str, request_id: str) -> None:
+    async def face_check_opened(self, conn: Executor, check_id: str, request_id: str) -> None:
         self.checks.setdefault(check_id, request_id)
 
-    async def request_of_check(self, conn: object, check_id: str) -> str | None:
+    async def request_of_check(self, conn: Executor, check_id: str) -> str | None:
         return self.checks.get(check_id)
 
     async def use_confirmation(self, token_id: str, holder: str, member: str, kind: str) -> bool:
@@ -260,3 +306,7 @@ class InMemoryBindingTables(BindingTables):
 
     async def release_confirmation(self, token_id: str) -> None:
         self.confirmations.pop(token_id, None)
+
+
+if TYPE_CHECKING:  # mypy proves that the adapter and the fake both implement the port
+    _ports: tuple[type[BindingTables], ...] = (PostgresBindingTables, InMemoryBindingTables)

@@ -36,7 +36,8 @@ class PersonRegistered(DomainEvent):
     pseudonym: str
     insured_place: str
     personal: PersonalData | None  # None once erased (crypto-shredded); replays still run
-    id_lookup: str | None = None  # keyed hash of the ID number; absent from early events
+    # Keyed hash of the ID number (pii.lookup_hash); absent from early events.
+    id_lookup: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     personal_account: bool = False  # an employee-insurance personal account (mutual aid)
 
 
@@ -85,7 +86,7 @@ class PaymentPasswordVerified(DomainEvent):
 
 
 class PaymentPasswordRejected(DomainEvent):
-    failed_attempts: int  # consecutive, this one included
+    failed_attempts: int = Field(ge=1)  # consecutive, this one included
 
 
 class PaymentPasswordLocked(DomainEvent):

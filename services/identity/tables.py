@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from uuid import UUID
 
 import asyncpg
@@ -190,3 +190,7 @@ class _MemoryClaimingStore:
         except BaseException:
             del claims[self.lookup_hash]  # the claim commits only with the events
             raise
+
+
+if TYPE_CHECKING:  # mypy proves that the adapter and the fake both implement the port
+    _ports: tuple[type[IdentityTables], ...] = (PostgresIdentityTables, InMemoryIdentityTables)

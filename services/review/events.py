@@ -64,7 +64,7 @@ class ReviewCaseOpened(DomainEvent):
     relation: Relation | None = None
     materials: tuple[MaterialRef, ...] = ()
     policy_id: str
-    policy_version: int
+    policy_version: int = Field(ge=0)  # 0: the default policy (manual)
     mode: ReviewMode
     failed_checks: tuple[Check, ...] = ()
     opened_at: datetime

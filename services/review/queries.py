@@ -1,14 +1,16 @@
 """The reviewers' queue (by region, oldest first, searchable by ID number), operators' queue
-statistics, and the escalation timer's overdue cases: queries on the case table."""
+statistics, and the escalation timer's overdue cases: queries on the case table, in PostgreSQL
+or in memory."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
 
@@ -16,7 +18,8 @@ from contracts.id_number import normalise
 from services.review.errors import CursorError
 from services.review.events import CaseType, Check
 from services.review.policy import region_prefix
-from services.runtime.events import check_schema_name
+from services.review.projections import PERSON_STREAM_PREFIX
+from services.runtime.events import EventRecord, check_schema_name
 from services.runtime.pii import lookup_hash
 from services.runtime.principal import Principal
 
@@ -238,7 +241,7 @@ class ReviewViews:
         return [r["case_id"] for r in rows]
 
 
-def _item(row: asyncpg.Record, now: datetime) -> QueueItem:
+def _item(row: Mapping[str, Any] | asyncpg.Record, now: datetime) -> QueueItem:
     return QueueItem(
         case_id=row["case_id"],
         case_type=CaseType(row["case_type"]),
@@ -253,8 +256,130 @@ def _item(row: asyncpg.Record, now: datetime) -> QueueItem:
     )
 
 
-def _page(rows: list[asyncpg.Record], now: datetime, limit: int) -> QueuePage:
+def _page(
+    rows: Sequence[Mapping[str, Any]] | Sequence[asyncpg.Record], now: datetime, limit: int
+) -> QueuePage:
     items = [_item(r, now) for r in rows[:limit]]
     more = len(rows) > limit
     last = items[-1] if items and more else None
     return QueuePage(items, None if last is None else encode_cursor(last.opened_at, last.case_id))
+
+
+# The case columns an event sets, read from its data: what CaseTable's statements write.
+_CASE_UPDATES: dict[str, dict[str, str]] = {
+    "ReviewCaseClaimed": {"claimed_by": "claimed_by"},
+    "MaterialsApproved": {"closed_by": "decided_by", "closed_at": "decided_at"},
+    "MaterialsRejected": {"closed_by": "decided_by", "closed_at": "decided_at"},
+    "ReviewCaseEscalated": {"escalated_at": "escalated_at"},
+    "ReviewCaseWithdrawn": {"closed_at": "withdrawn_at"},
+}
+_STATUS = {"MaterialsApproved": "approved", "MaterialsRejected": "rejected",
+           "ReviewCaseWithdrawn": "withdrawn"}  # fmt: skip
+_TIMES = frozenset({"closed_at", "escalated_at"})
+
+
+class InMemoryReviewViews:
+    """Same contract as ReviewViews, for unit tests; `apply` does what the two projections
+    behind it (CaseTable, PersonLookups) do to their tables."""
+
+    def __init__(self, lookup_key: bytes) -> None:
+        self.lookup_key = lookup_key
+        self.cases: dict[str, dict[str, Any]] = {}
+        self.lookups: dict[str, str] = {}  # pseudonym -> id lookup
+
+    async def apply(self, conn: object, event: EventRecord) -> None:
+        d = event.data
+        if event.type == "ReviewCaseOpened":
+            row = {k: d[k] for k in ("case_id", "case_type", "region", "holder", "member")}
+            opened_at = datetime.fromisoformat(d["opened_at"])
+            row |= {"status": "open", "opened_at": opened_at, "claimed_by": None,
+                    "escalated_at": None, "closed_at": None, "closed_by": None,
+                    "failed_checks": d.get("failed_checks", [])}  # fmt: skip
+            self.cases.setdefault(d["case_id"], row)
+        elif event.type in _CASE_UPDATES and d["case_id"] in self.cases:
+            row = self.cases[d["case_id"]]
+            for column, key in _CASE_UPDATES[event.type].items():
+                row[column] = datetime.fromisoformat(d[key]) if column in _TIMES else d[key]
+            row["status"] = _STATUS.get(event.type, row["status"])
+        elif event.type == "PersonRegistered" and d.get("id_lookup"):
+            self.lookups[d["pseudonym"]] = d["id_lookup"]
+        elif event.type == "PersonErased":
+            self.lookups.pop(event.stream_id.removeprefix(PERSON_STREAM_PREFIX), None)
+
+    def _open(self, reviewer: Principal, case_type: CaseType | None) -> list[dict[str, Any]]:
+        """The reviewer's open cases, oldest first."""
+        prefixes = tuple(reviewer_prefixes(reviewer))
+        return sorted(
+            (
+                row
+                for row in self.cases.values()
+                if row["status"] == "open"
+                and row["region"].startswith(prefixes)
+                and case_type in (None, row["case_type"])
+            ),
+            key=lambda row: (row["opened_at"], row["case_id"]),
+        )
+
+    async def queue(
+        self,
+        reviewer: Principal,
+        now: datetime,
+        *,
+        case_type: CaseType | None = None,
+        after: str | None = None,
+        limit: int = 20,
+    ) -> QueuePage:
+        limit = max(1, min(limit, MAX_PAGE))
+        cursor = _START if after is None else decode_cursor(after)
+        rows = [
+            r for r in self._open(reviewer, case_type) if (r["opened_at"], r["case_id"]) > cursor
+        ]
+        return _page(rows[: limit + 1], now, limit)
+
+    async def search(
+        self,
+        reviewer: Principal,
+        id_number: str,
+        now: datetime,
+        *,
+        case_type: CaseType | None = None,
+        limit: int = 20,
+    ) -> QueuePage:
+        digest = lookup_hash(self.lookup_key, normalise(id_number))
+        persons = {p for p, lookup in self.lookups.items() if lookup == digest}
+        rows = [r for r in self._open(reviewer, case_type) if {r["holder"], r["member"]} & persons]
+        return QueuePage([_item(r, now) for r in rows[: max(1, min(limit, MAX_PAGE))]], None)
+
+    async def stats(self, now: datetime) -> QueueStats:
+        open_by_region: dict[str, list[dict[str, Any]]] = {}
+        for row in self.cases.values():
+            if row["status"] == "open":
+                open_by_region.setdefault(row["region"], []).append(row)
+        regions = []
+        for region, rows in sorted(open_by_region.items()):
+            oldest = min(r["opened_at"] for r in rows)
+            escalated = sum(r["escalated_at"] is not None for r in rows)
+            regions.append(RegionStats(region, len(rows), escalated, oldest, now - oldest))
+        decided = [
+            r["closed_by"]
+            for r in self.cases.values()
+            if r["closed_by"] is not None and r["closed_at"] > now - timedelta(hours=1)
+        ]
+        automatic = sum(by.startswith("policy:") for by in decided)
+        return QueueStats(regions, sum(r.open_cases for r in regions), len(decided), automatic)
+
+    async def overdue(self, opened_before: datetime, limit: int) -> list[str]:
+        due = sorted(
+            (r["opened_at"], r["case_id"])
+            for r in self.cases.values()
+            if r["status"] == "open" and r["escalated_at"] is None
+            and r["opened_at"] <= opened_before
+        )  # fmt: skip
+        return [case_id for _, case_id in due[:limit]]
+
+
+if TYPE_CHECKING:  # mypy proves that the adapter and the fake both implement the ports
+    from services.review.handlers import OverdueCases
+
+    _queries: tuple[type[CaseQueries], ...] = (ReviewViews, InMemoryReviewViews)
+    _timer: tuple[type[OverdueCases], ...] = (ReviewViews, InMemoryReviewViews)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import asyncpg
 
@@ -54,3 +54,7 @@ class InMemoryCheckpoints:
 
     async def save(self, name: str, position: Position) -> None:
         self.positions[name] = position
+
+
+if TYPE_CHECKING:  # mypy proves that the adapter and the fake both implement the port
+    _ports: tuple[type[CheckpointStore], ...] = (PostgresCheckpoints, InMemoryCheckpoints)

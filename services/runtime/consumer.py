@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol, cast
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 from uuid import UUID, uuid5
 
 import asyncpg
@@ -319,3 +319,8 @@ def event_context(envelope: Envelope, clock: Callable[[], datetime], name: str) 
         actor=envelope.actor or envelope.source,
         causation_id=str(envelope.id),
     )
+
+
+if TYPE_CHECKING:  # mypy proves that the adapters and the fakes both implement the ports
+    _inboxes: tuple[type[Inbox], ...] = (PostgresInbox, InMemoryInbox)
+    _dead_letters: tuple[type[DeadLetters], ...] = (BrokerDeadLetters, InMemoryDeadLetters)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from services.runtime.events import (
@@ -12,6 +13,7 @@ from services.runtime.events import (
     AppendResult,
     CommandReusedError,
     ConcurrencyError,
+    EventStore,
     InvalidAppendError,
     NewEvent,
     Position,
@@ -102,3 +104,13 @@ class InMemoryEventStore:
             if until_time is not None and event.recorded_at > until_time:
                 return
             yield event
+
+
+if TYPE_CHECKING:  # mypy proves that the adapters and the fake all implement the port
+    from services.runtime.pgstore import GroupCommitEventStore, PostgresEventStore
+
+    _ports: tuple[type[EventStore], ...] = (
+        PostgresEventStore,
+        GroupCommitEventStore,
+        InMemoryEventStore,
+    )

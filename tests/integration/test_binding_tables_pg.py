@@ -5,19 +5,19 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from services.binding.tables import BindingTables
+from services.binding.tables import PostgresBindingTables
 from services.runtime.migrate import migrate, service_migrations
 from tests.contract.binding_tables import BindingTablesContract
 
 
 @pytest.fixture
-async def tables(db_pool: asyncpg.Pool, pg_schema: str, database_url: str) -> BindingTables:
+async def tables(db_pool: asyncpg.Pool, pg_schema: str, database_url: str) -> PostgresBindingTables:
     conn = await asyncpg.connect(database_url)  # `migrate` is typed for a plain connection
     try:
         await migrate(conn, pg_schema, service_migrations("binding"))
     finally:
         await conn.close()
-    return BindingTables(db_pool, pg_schema)
+    return PostgresBindingTables(db_pool, pg_schema)
 
 
 @pytest.fixture

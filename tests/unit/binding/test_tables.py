@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.binding.tables import BindingTables, InMemoryBindingTables
+from services.binding.tables import InMemoryBindingTables, PostgresBindingTables
 from tests.contract.binding_tables import BindingTablesContract
 
 
@@ -18,7 +18,7 @@ class TestInMemoryBindingTables(BindingTablesContract):
         """The fake ignores the inbox's connection."""
 
 
-def test_the_fake_overrides_every_method_of_the_postgres_tables() -> None:
-    # A method it inherited would run SQL on a pool the fake does not have.
-    methods = {name for name in vars(BindingTables) if not name.startswith("_")}
+def test_the_fake_has_every_method_of_the_postgres_tables() -> None:
+    # Whatever production may call on the real tables, a spec can call on the fake.
+    methods = {name for name in vars(PostgresBindingTables) if not name.startswith("_")}
     assert methods <= set(vars(InMemoryBindingTables))
