@@ -29,7 +29,7 @@ Relation = Literal[
 ]
 MaterialRole = Literal["commitment_letter", "signature", "holder_household", "member_household"]
 ContentType = Literal["image/jpeg", "image/png", "application/pdf"]
-RejectionReason = Literal["materials_rejected", "face_failed"]
+BindingRejectionReason = Literal["materials_rejected", "face_failed"]
 Confirmation = Literal["payment_password", "face"]
 # Whose face the binding waits for: nobody, the member (aged 16+, or a proxy member with an ID
 # card), or the mother of a newborn bound by birth certificate.
@@ -115,7 +115,7 @@ class BindingRejected(_Contract):
     request_id: str
     member: str
     kind: BindingKind
-    reason: RejectionReason
+    reason: BindingRejectionReason
     detail: str = Field(description="The reviewer's reason code or the face check's failure.")
 
 

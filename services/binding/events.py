@@ -12,7 +12,7 @@ from services.binding.rules import BindingKind, FaceWho, Method, Relation
 from services.runtime.codec import DomainEvent, PydanticCodec
 
 
-class RejectionReason(StrEnum):
+class BindingRejectionReason(StrEnum):
     MATERIALS_REJECTED = "materials_rejected"
     FACE_FAILED = "face_failed"
 
@@ -121,7 +121,7 @@ class BindingRejected(DomainEvent):
     request_id: str
     member: str
     kind: BindingKind
-    reason: RejectionReason
+    reason: BindingRejectionReason
     detail: str  # the reviewer's reason or the face check's failure reason
 
 

@@ -1,7 +1,5 @@
 """The family-binding story the demo plays against the running services, step by step."""
 
-# Chinese text uses full-width punctuation, as Chinese text should.
-# ruff: noqa: RUF001
 
 from __future__ import annotations
 

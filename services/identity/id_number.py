@@ -1,7 +1,5 @@
 """Resident ID numbers (GB 11643-1999): validation on top of stdnum.cn.ric, derived facts."""
 
-# Chinese messages use full-width punctuation, as Chinese text should.
-# ruff: noqa: RUF001
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
 """Payment password: the 6-digit rule, trivial values refused, argon2id hashing, lockout as data."""
 
-# Chinese messages use full-width punctuation, as Chinese text should.
-# ruff: noqa: RUF001
 
 from __future__ import annotations
 
@@ -16,7 +14,6 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from services.identity.errors import IdentityError
 
-PASSWORD_LENGTH = 6
 _SIX_DIGITS = re.compile(r"[0-9]{6}")
 
 # argon2id at OWASP's minimum profile (19 MiB, 2 passes, 1 lane): about 20 ms a verification

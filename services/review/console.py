@@ -2,8 +2,6 @@
 the queue, a case with its materials, approve or reject) on the same handlers as the API."""
 
 # No `from __future__ import annotations`: FastAPI reads the routes' annotations at run time.
-# Chinese labels use full-width punctuation, as Chinese text should.
-# ruff: noqa: RUF001
 
 import hashlib
 import hmac

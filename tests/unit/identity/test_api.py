@@ -18,8 +18,8 @@ from services.identity.handlers import IdentityDeps, IdentityHandlers
 from services.identity.password import make_hasher
 from services.identity.tables import InMemoryIdentityTables
 from services.runtime.auth import (
-    Confirmation,
     ConfirmationMethod,
+    ConfirmationProof,
     Principal,
     Role,
     decode_confirmation,
@@ -256,7 +256,7 @@ async def test_face_check_activation_and_payment_password_through_the_api(
     )
     pseudonym = (await client.get("/persons/me", headers=me)).json()["pseudonym"]
     proof = decode_confirmation(right.json()["confirmation"], secret=SECRET, now=NOW)
-    assert proof == Confirmation(pseudonym, ConfirmationMethod.PAYMENT_PASSWORD)
+    assert proof == ConfirmationProof(pseudonym, ConfirmationMethod.PAYMENT_PASSWORD)
     profile = (await client.get("/persons/me", headers=me)).json()
     assert profile["activated_channels"] == ["wechat"]
     assert profile["payment_password_set"] is True
