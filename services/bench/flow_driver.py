@@ -8,7 +8,9 @@ import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from services.bench.stack import Driver, FlowWatch, Insured, code_of
+from services.bench.holder_app import Driver, code_of
+from services.bench.stack import Insured
+from services.bench.watch import FlowWatch
 from services.binding.rules import Relation
 
 # A flow's planned holder, member and relation.

@@ -9,7 +9,7 @@ from typing import Any
 from services.bench.common import FLOW_TARGETS, BenchConfig, BenchError, Say, rate
 from services.bench.flow_driver import FlowRun
 from services.bench.meters import percentile, summary_ms
-from services.bench.stack import FlowWatch
+from services.bench.watch import FlowWatch
 
 PER_SERVICE, IN_ONE_PROCESS = "process_per_service", "in_one_process"
 SERVED = {

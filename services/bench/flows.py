@@ -45,20 +45,18 @@ import asyncpg
 from services.bench.common import FLOW_TARGETS, BenchConfig, BenchError, Say, rate
 from services.bench.flow_driver import FlowDriver, FlowRun, Planned
 from services.bench.flow_results import IN_ONE_PROCESS, PER_SERVICE, SERVED, flow_results, stages
+from services.bench.holder_app import count_rows, gather_bounded, wait_for_directories
 from services.bench.meters import CpuMeter, HorizonSampler, load_average, primitives, summary_ms
 from services.bench.stack import (
     MEMBERS_PER_HOLDER,
-    FlowWatch,
     Insured,
     Services,
-    count_rows,
     drop_topics,
-    gather_bounded,
     own_processes,
     people,
     quiet_loggers,
-    wait_for_directories,
 )
+from services.bench.watch import FlowWatch
 from services.binding.handlers import china_today
 from services.binding.rules import Relation
 from services.demo.stack import SERVICES, drop_stack, running_stack
