@@ -231,6 +231,7 @@ async def primitives(
 
 
 def load_average() -> list[float] | None:
+    """1/5/15-minute load: other work on the machine skews every phase, so say how much."""
     with contextlib.suppress(OSError, AttributeError):
         return [round(x, 2) for x in os.getloadavg()]
     return None

@@ -35,13 +35,6 @@ def _memory_gib() -> float | None:
     return None
 
 
-def load_average() -> list[float] | None:
-    """1/5/15-minute load: other work on the machine skews every phase, so say how much."""
-    with contextlib.suppress(OSError, AttributeError):
-        return [round(x, 2) for x in os.getloadavg()]
-    return None
-
-
 def _git_commit() -> str | None:
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         out = subprocess.run(
