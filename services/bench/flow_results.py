@@ -4,6 +4,7 @@ behind them (hops, HTTP calls, CPU, rows per flow)."""
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from services.bench.common import FLOW_TARGETS, BenchConfig, BenchError, Say, rate
@@ -45,20 +46,25 @@ DEFINITION = (
 )
 
 
+@dataclass(frozen=True)
+class Measured:
+    """What the timed flows left, and what was measured around them: `delta` holds the rows
+    and commits they added, `setup` the untimed setup's figures and the flows one at a time."""
+
+    run: FlowRun
+    watch: FlowWatch
+    cpu: dict[str, Any]
+    delta: dict[str, int]
+    policy: dict[str, Any]
+    load: tuple[list[float] | None, list[float] | None]
+    setup: dict[str, Any]
+
+
 def flow_results(
-    cfg: BenchConfig,
-    run: FlowRun,
-    *,
-    layout: str,
-    watch: FlowWatch,
-    cpu: dict[str, Any],
-    delta: dict[str, int],
-    policy: dict[str, Any],
-    load: tuple[list[float] | None, list[float] | None],
-    setup: dict[str, Any],
-    say: Say,
+    cfg: BenchConfig, measured: Measured, *, layout: str, say: Say
 ) -> dict[str, dict[str, Any]]:
-    """The figures of the timed flows; `delta` holds the rows and commits they added."""
+    """The three flow figures against their targets, and the phase's details."""
+    run, cpu = measured.run, measured.cpu
     bound = len(run.latencies)
     if bound == 0 or run.first_start is None:
         raise BenchError(
@@ -81,10 +87,7 @@ def flow_results(
         flows=cfg.flows,
         warmup=cfg.flow_warmup,
     )
-    details = _details(
-        cfg, run, definition=definition, layout=layout, valid=valid, watch=watch, cpu=cpu,
-        delta=delta, policy=policy, load=load, setup=setup,
-    )  # fmt: skip
+    details = _details(cfg, measured, definition=definition, layout=layout, valid=valid)
     per_s_extra = {"flows": bound, "seconds": round(seconds, 3)}
     return {
         "binding_flows_per_s": _target(
@@ -117,19 +120,9 @@ def _target(
 
 
 def _details(
-    cfg: BenchConfig,
-    run: FlowRun,
-    *,
-    definition: str,
-    layout: str,
-    valid: bool,
-    watch: FlowWatch,
-    cpu: dict[str, Any],
-    delta: dict[str, int],
-    policy: dict[str, Any],
-    load: tuple[list[float] | None, list[float] | None],
-    setup: dict[str, Any],
+    cfg: BenchConfig, measured: Measured, *, definition: str, layout: str, valid: bool
 ) -> dict[str, Any]:
+    run, watch, setup = measured.run, measured.watch, measured.setup
     bound = len(run.latencies)
     published = [
         watch.published_ms[r] / 1000 - run.starts_wall[r]
@@ -152,14 +145,14 @@ def _details(
         "latency_to_record_timestamp_ms": summary_ms(published),
         "http_call_ms": {call: summary_ms(run.calls[call]) for call in _CALLS},
         "stages_ms": stages(run, watch),
-        "cpu": cpu,
-        "per_flow": _per_flow(delta, bound),
-        "load_average": {"start": load[0], "end": load[1]},
+        "cpu": measured.cpu,
+        "per_flow": _per_flow(measured.delta, bound),
+        "load_average": {"start": measured.load[0], "end": measured.load[1]},
         "one_at_a_time": setup.pop("one_at_a_time"),
         "setup": {
             **setup,
             "review_policy": {
-                k: policy.get(k) for k in ("region_prefix", "case_type", "mode", "version")
+                k: measured.policy.get(k) for k in ("region_prefix", "case_type", "mode", "version")
             },
         },
         "watched_messages": watch.messages,

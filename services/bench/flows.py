@@ -44,7 +44,14 @@ import asyncpg
 
 from services.bench.common import FLOW_TARGETS, BenchConfig, BenchError, Say, rate
 from services.bench.flow_driver import FlowDriver, FlowRun, Planned
-from services.bench.flow_results import IN_ONE_PROCESS, PER_SERVICE, SERVED, flow_results, stages
+from services.bench.flow_results import (
+    IN_ONE_PROCESS,
+    PER_SERVICE,
+    SERVED,
+    Measured,
+    flow_results,
+    stages,
+)
 from services.bench.holder_app import count_rows, gather_bounded, wait_for_directories
 from services.bench.meters import CpuMeter, HorizonSampler, load_average, primitives, summary_ms
 from services.bench.stack import (
@@ -191,18 +198,10 @@ async def _measure(
             "projections and consumers polling): cores busy",
             "cores_busy": idle_cpu["cores_busy"],
         }
-        return flow_results(
-            cfg,
-            run,
-            layout=PER_SERVICE if stack.children else IN_ONE_PROCESS,
-            watch=watch,
-            cpu=cpu,
-            delta=delta,
-            policy=policy,
-            load=load,
-            setup={"one_at_a_time": alone, **setup},
-            say=say,
-        )
+        setup = {"one_at_a_time": alone, **setup}
+        measured = Measured(run, watch, cpu, delta, policy, load, setup)
+        layout = PER_SERVICE if stack.children else IN_ONE_PROCESS
+        return flow_results(cfg, measured, layout=layout, say=say)
     finally:
         await watch.stop()
         await driver.close()
