@@ -17,7 +17,7 @@ from contracts.vocabulary import BindingKind, MaterialRef, Relation
 TOPIC = topic("binding")
 
 BindingMethod = Literal["id_number", "birth_certificate", "proxy_with_id", "proxy_without_id"]
-RejectionReason = Literal["materials_rejected", "face_failed"]
+BindingRejectionReason = Literal["materials_rejected", "face_failed"]
 Confirmation = Literal["payment_password", "face"]
 # Whose face the binding waits for: nobody, the member (aged 16+, or a proxy member with an ID
 # card), or the mother of a newborn bound by birth certificate.
@@ -97,7 +97,7 @@ class BindingRejected(_Contract):
     request_id: str
     member: str
     kind: BindingKind
-    reason: RejectionReason
+    reason: BindingRejectionReason
     detail: str = Field(description="The reviewer's reason code or the face check's failure.")
 
 

@@ -4,9 +4,6 @@ Published language: identity registers persons by them, binding finds members by
 searches its queue by them; each parses, normalises and masks them the same way.
 """
 
-# Chinese messages use full-width punctuation, as Chinese text should.
-# ruff: noqa: RUF001
-
 from __future__ import annotations
 
 import re

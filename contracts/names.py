@@ -32,9 +32,6 @@ The rule, and how sure we are of each part:
   `*`, an emoji or a control character is refused as `name.invalid`.
 """
 
-# The rule quotes Chinese with its own full-width punctuation.
-# ruff: noqa: RUF001, RUF002
-
 from __future__ import annotations
 
 import re

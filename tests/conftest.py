@@ -185,6 +185,13 @@ def unique_topic() -> Callable[[str], str]:
     return make
 
 
+@pytest.hookimpl(trylast=True)  # after any other hook has put the tests in its order
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `after_all` run after every other one, whatever the file order: they check
+    what the whole run left behind. The sort is stable, so every other order is kept."""
+    items.sort(key=lambda item: item.get_closest_marker("after_all") is not None)
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """Scan what every test printed or logged (captured output) for resident ID numbers."""
     if report.when != "teardown":  # the teardown report carries every phase's sections

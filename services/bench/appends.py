@@ -160,10 +160,8 @@ class _AppendPhase:
         return total
 
 
-async def append_figures(
-    pool: asyncpg.Pool, schema: str, cfg: BenchConfig, say: Say
-) -> dict[str, dict[str, Any]]:
-    phase = _AppendPhase(pool, schema, cfg)
+async def _rounds(phase: _AppendPhase, cfg: BenchConfig, say: Say) -> dict[str, _Run]:
+    """Each kind of write warmed up, then measured in alternating rounds: the totals by kind."""
     await phase.create_raw_table()
     kinds = ("raw", "plain1", "group1", "group10")
     say(
@@ -181,6 +179,13 @@ async def append_figures(
                 f"appends: round {round_no}/{cfg.rounds} {kind:>7}: "
                 f"{rate(run.count, run.seconds):,.0f} {'rows' if kind == 'raw' else 'events'}/s"
             )
+    return totals
+
+
+async def append_figures(
+    pool: asyncpg.Pool, schema: str, cfg: BenchConfig, say: Say
+) -> dict[str, dict[str, Any]]:
+    totals = await _rounds(_AppendPhase(pool, schema, cfg), cfg, say)
     raw, plain, one, ten = totals["raw"], totals["plain1"], totals["group1"], totals["group10"]
     raw_rate = rate(raw.count, raw.seconds)
     common: dict[str, Any] = {

@@ -89,13 +89,6 @@ async def relay_figure(
     pool: asyncpg.Pool, schema: str, cfg: BenchConfig, settings: Settings, say: Say
 ) -> tuple[dict[str, Any], float]:
     """Returns the figure and the seconds spent loading its backlog into `schema`."""
-    definition = (
-        "events/s published by services.runtime.relay.OutboxRelay (acks=all, idempotent, batch "
-        f"size {settings.relay_batch_size}) from a backlog of events with "
-        f"{cfg.relay_payload_bytes} B of data JSON (~1 KB records) / records/s of Kafka's "
-        "ProducerPerformance (1024 B records, acks=all, unthrottled; mean of its runs before and "
-        "after the relay's); same broker, fresh topics with the same partition count"
-    )
     store = PostgresEventStore(pool, schema)
     bootstrap = settings.kafka_bootstrap_servers
     say(f"relay: loading {cfg.relay_warmup_events:,} warm-up events")
@@ -137,21 +130,42 @@ async def relay_figure(
         await harness.close()
         with contextlib.suppress(Exception):
             await delete_topics(bootstrap, topics)
+    relay = _figure(
+        cfg, settings, relay_rate=relay_rate, published=published, seconds=seconds, cpu_s=cpu_s,
+        perf_runs=perf_runs,
+    )  # fmt: skip
+    return relay, load_s
+
+
+def _figure(
+    cfg: BenchConfig,
+    settings: Settings,
+    *,
+    relay_rate: float,
+    published: int,
+    seconds: float,
+    cpu_s: float,
+    perf_runs: list[dict[str, float]],
+) -> dict[str, Any]:
     # The relay ran once, between the ceiling's runs: compare with their mean, so that drift
     # of a noisy machine during the phase weighs on both sides alike.
     perf_rate = statistics.fmean(run["records_per_s"] for run in perf_runs)
-    perf = perf_runs[-1]
-    relay = figure(
+    return figure(
         (relay_rate, perf_rate),
         key="relay_vs_producer_perf",
-        definition=definition,
+        definition=(
+            "events/s published by services.runtime.relay.OutboxRelay (acks=all, idempotent, "
+            f"batch size {settings.relay_batch_size}) from a backlog of events with "
+            f"{cfg.relay_payload_bytes} B of data JSON (~1 KB records) / records/s of Kafka's "
+            "ProducerPerformance (1024 B records, acks=all, unthrottled; mean of its runs before "
+            "and after the relay's); same broker, fresh topics with the same partition count"
+        ),
         relay_events_per_s=round(relay_rate, 1),
         relay_events=published,
         relay_seconds=round(seconds, 3),
         relay_client_cpu_us_per_event=round(cpu_s / published * 1e6, 1),
         producer_perf_records_per_s=round(perf_rate, 1),
-        producer_perf_last_run=perf,
+        producer_perf_last_run=perf_runs[-1],
         producer_perf_runs=[run["records_per_s"] for run in perf_runs],
         topic_partitions=cfg.topic_partitions,
     )
-    return relay, load_s

@@ -35,13 +35,6 @@ def _memory_gib() -> float | None:
     return None
 
 
-def load_average() -> list[float] | None:
-    """1/5/15-minute load: other work on the machine skews every phase, so say how much."""
-    with contextlib.suppress(OSError, AttributeError):
-        return [round(x, 2) for x in os.getloadavg()]
-    return None
-
-
 def _git_commit() -> str | None:
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         out = subprocess.run(
@@ -157,12 +150,31 @@ _LAYOUTS = {
 
 def flow_note(flows: dict[str, Any]) -> str:
     """Where a flow's time goes, in one paragraph, from the phase's own measurements."""
-    hops, cpu, per = flows["stages_ms"], flows["cpu"], flows["per_flow"]
-    per_flow, busy, cores = cpu["cpu_ms_per_flow"], cpu["cores_busy"], cpu["machine_cores"]
     alone = flows.get("one_at_a_time") or {}
-    primitives = cpu.get("primitives") or {}
-    idle = (cpu.get("idle") or {}).get("cores_busy", {})
-    horizon = (cpu.get("read_horizon") or {}).get("oldest_transaction_ms", {})
+    primitives = flows["cpu"].get("primitives") or {}
+    parts = []
+    if alone:
+        parts.append(
+            f"A flow alone takes {alone['latency_ms']['p50']:,.0f} ms at p50 (each hop between "
+            "services mostly the relay's 50 ms poll)."
+        )
+    parts.append(_consumer_hops(flows, alone))
+    if primitives:
+        pg = primitives["postgres_commit_ms"]["p50"]
+        kafka = primitives["kafka_offset_commit_ms"]["p50"]
+        parts.append(
+            f"Each message a consumer acts on costs an inbox transaction (a one-row commit alone: "
+            f"{pg:.1f} ms) and a Kafka offset commit ({kafka:.1f} ms alone), so one consumer "
+            f"handles at most ~{1000 / (pg + kafka):,.0f} such messages/s before any work; types "
+            "it does not act on are passed by without either."
+        )
+    parts.append(_costs(flows))
+    return " ".join(parts)
+
+
+def _consumer_hops(flows: dict[str, Any], alone: dict[str, Any]) -> str:
+    """The hops through each consumer, loaded and alone, and the slowest of them."""
+    hops = flows["stages_ms"]
 
     def p50(hop: str) -> str:
         return f"{hops.get(hop, {}).get('p50', 0):,.0f}"
@@ -170,12 +182,6 @@ def flow_note(flows: dict[str, Any]) -> str:
     def alone_p50(hop: str) -> str:
         return f"{(alone.get('hops_p50_ms') or {}).get(hop) or 0:,.0f}"
 
-    parts = []
-    if alone:
-        parts.append(
-            f"A flow alone takes {alone['latency_ms']['p50']:,.0f} ms at p50 (each hop between "
-            "services mostly the relay's 50 ms poll)."
-        )
     consumers = {
         "requested_to_face_check_opened": "identity's consumer of binding's topic",
         "face_verified_to_face_recorded": "binding's consumer of identity's topic",
@@ -186,22 +192,21 @@ def flow_note(flows: dict[str, Any]) -> str:
         f"{name} {p50(hop)} ms (alone {alone_p50(hop)})" for hop, name in consumers.items()
     )
     slowest = max(consumers, key=lambda hop: hops.get(hop, {}).get("p50", 0))
-    parts.append(
+    return (
         f"With {flows['in_flight']} in flight, the hops through each consumer at p50, from the "
         f"event on Kafka to its consequence on Kafka: {listed}; the three HTTP calls "
         f"{p50('post_to_submit_done')} ms. The slowest, {consumers[slowest]}, is a queue: a "
         "consumer takes one message at a time."
     )
-    if primitives:
-        pg = primitives["postgres_commit_ms"]["p50"]
-        kafka = primitives["kafka_offset_commit_ms"]["p50"]
-        parts.append(
-            f"Each message a consumer acts on costs an inbox transaction (a one-row commit alone: "
-            f"{pg:.1f} ms) and a Kafka offset commit ({kafka:.1f} ms alone), so one consumer "
-            f"handles at most ~{1000 / (pg + kafka):,.0f} such messages/s before any work; types "
-            "it does not act on are passed by without either."
-        )
-    parts.append(
+
+
+def _costs(flows: dict[str, Any]) -> str:
+    """CPU, rows and transactions per flow, the read horizon, and the one-process layout."""
+    cpu, per = flows["cpu"], flows["per_flow"]
+    per_flow, busy, cores = cpu["cpu_ms_per_flow"], cpu["cores_busy"], cpu["machine_cores"]
+    idle = (cpu.get("idle") or {}).get("cores_busy", {})
+    horizon = (cpu.get("read_horizon") or {}).get("oldest_transaction_ms", {})
+    text = (
         f"{_python_cpu(per_flow, busy, idle, cores)}, PostgreSQL "
         f"{per_flow.get('postgres', 0):,.0f} ms, Kafka {per_flow.get('kafka', 0):,.0f} ms; the "
         f"machine {100 * (cpu.get('machine_busy_fraction') or 0):.0f} % busy. Per flow: "
@@ -209,21 +214,21 @@ def flow_note(flows: dict[str, Any]) -> str:
         f"{per['database_transactions']:g} database transactions (the whole database)"
     )
     if horizon:
-        parts[-1] += (
+        text += (
             f"; the oldest open transaction in the cluster, which every relay waits for, was "
             f"{horizon['p50']:,.0f} ms old at p50, {horizon['max']:,.0f} ms at most"
         )
     together = flows.get("in_one_process")
     if together:
         one = together["cpu"]["cpu_ms_per_flow"].get("this_process", 0)
-        parts[-1] += (
+        text += (
             f". The same flows with the three services and the driver in one Python process: "
             f"{together['binding_flows_per_s']:,.1f} flows/s, p50 "
             f"{together['binding_flow_p50_ms']:,.0f} ms, p99 "
             f"{together['binding_flow_p99_ms']:,.0f} ms; that process {one:,.0f} ms of CPU per "
             f"flow, {together['cpu']['cores_busy'].get('this_process', 0):.2f} cores busy"
         )
-    return " ".join(parts)
+    return text
 
 
 def _python_cpu(
@@ -274,50 +279,65 @@ def render_markdown(result: dict[str, Any]) -> str:
         ratio = f"{fig['ratio']:.2f}"
         mark = " ✓" if fig["meets_target"] else " ✗"
         lines.append(f"| `{key}` | {ratio}{mark} | >= {fig['target']} | {ours} | {ceiling} |")
-    absolutes = [key for key in ABSOLUTES if key in result]
-    if absolutes:
-        lines += [
-            "",
-            "Identity rates, absolute (no ceiling to divide by), in-process on one core:",
-            "",
-            "| Figure | Value | Details |",
-            "|---|---:|---|",
-        ]
-        for key in absolutes:
-            value, details = _absolute_row(key, result[key])
-            lines.append(f"| `{key}` | {value} | {details} |")
-        if "password_verifications_per_s" in result:
-            lines += ["", f"Why this KDF cost: {result['password_verifications_per_s']['why']}."]
-    flows = result.get("binding_flows")
-    if flows is not None:
-        lines += [
-            "",
-            "End-to-end binding flows (ID number + materials, review auto-approved, face check "
-            "by the simulator at once) through identity, binding and review on the local stack"
-            f"{_LAYOUTS.get(flows.get('layout', ''), '')}:",
-            "",
-            "| Figure | Value | Target | Details |",
-            "|---|---:|---:|---|",
-        ]
-        for key in FLOW_FIGURES:
-            value, target, details = _flow_row(key, result[key], flows)
-            lines.append(f"| `{key}` | {value} | {target} | {details} |")
-        lines += ["", f"Where the time goes: {flow_note(flows)}."]
-    reviews = [key for key in REVIEW_FIGURES if key in result]
-    if reviews:
-        first = result[reviews[0]]
-        lines += [
-            "",
-            f"Reviewer queries, one at a time, over {first['open_cases']:,} open cases in "
-            f"{first['regions']} regions, through the functions the API and the console call:",
-            "",
-            "| Figure | Value | Target | Details |",
-            "|---|---:|---:|---|",
-        ]
-        for key in reviews:
-            value, target, details = _review_row(result[key])
-            lines.append(f"| `{key}` | {value} | {target} | {details} |")
+    lines += _absolute_lines(result) + _flow_lines(result) + _review_lines(result)
     return "\n".join(lines) + "\n"
+
+
+def _absolute_lines(result: dict[str, Any]) -> list[str]:
+    absolutes = [key for key in ABSOLUTES if key in result]
+    if not absolutes:
+        return []
+    lines = [
+        "",
+        "Identity rates, absolute (no ceiling to divide by), in-process on one core:",
+        "",
+        "| Figure | Value | Details |",
+        "|---|---:|---|",
+    ]
+    for key in absolutes:
+        value, details = _absolute_row(key, result[key])
+        lines.append(f"| `{key}` | {value} | {details} |")
+    if "password_verifications_per_s" in result:
+        lines += ["", f"Why this KDF cost: {result['password_verifications_per_s']['why']}."]
+    return lines
+
+
+def _flow_lines(result: dict[str, Any]) -> list[str]:
+    flows = result.get("binding_flows")
+    if flows is None:
+        return []
+    lines = [
+        "",
+        "End-to-end binding flows (ID number + materials, review auto-approved, face check "
+        "by the simulator at once) through identity, binding and review on the local stack"
+        f"{_LAYOUTS.get(flows.get('layout', ''), '')}:",
+        "",
+        "| Figure | Value | Target | Details |",
+        "|---|---:|---:|---|",
+    ]
+    for key in FLOW_FIGURES:
+        value, target, details = _flow_row(key, result[key], flows)
+        lines.append(f"| `{key}` | {value} | {target} | {details} |")
+    return [*lines, "", f"Where the time goes: {flow_note(flows)}."]
+
+
+def _review_lines(result: dict[str, Any]) -> list[str]:
+    reviews = [key for key in REVIEW_FIGURES if key in result]
+    if not reviews:
+        return []
+    first = result[reviews[0]]
+    lines = [
+        "",
+        f"Reviewer queries, one at a time, over {first['open_cases']:,} open cases in "
+        f"{first['regions']} regions, through the functions the API and the console call:",
+        "",
+        "| Figure | Value | Target | Details |",
+        "|---|---:|---:|---|",
+    ]
+    for key in reviews:
+        value, target, details = _review_row(result[key])
+        lines.append(f"| `{key}` | {value} | {target} | {details} |")
+    return lines
 
 
 def render_table(result: dict[str, Any]) -> str:

@@ -144,30 +144,9 @@ async def review_figures(
         say(f"review: {cfg.review_open_cases:,} open cases in {len(REGIONS)} regions seeded"
             f" in {seeded_s:.1f} s")  # fmt: skip
         views = ReviewViews(pool, schema, key)
-        reviewers = {
-            scope: [Principal(f"rev-{r}", Role.REVIEWER, (r,)) for r in regions]
-            for scope, regions in SCOPES.items()
-        }
-        at, rng = now(), random.Random(_SEED)  # noqa: S311 - picks test data, not a secret
-        types = (None, None, None, CaseType.FILING)  # every 4th queue query filtered by type
-        cursors: dict[str, str | None] = {}
-
-        async def queue(reviewer: Principal, n: int) -> QueuePage:
-            # Every other query asks for the next page after that reviewer's last first page.
-            after = cursors.get(reviewer.subject) if n % 2 else None
-            page = await views.queue(
-                reviewer, at, case_type=types[n % len(types)], after=after, limit=_PAGE
-            )
-            if after is None:
-                cursors[reviewer.subject] = page.next_after
-            return page
-
-        async def search(reviewer: Principal, _: int) -> QueuePage:
-            number = numbers[rng.randrange(len(numbers))]
-            return await views.search(reviewer, number, at, limit=_PAGE)
-
-        queued, queue_hits = await _measure(reviewers, queue, cfg.review_queries)
-        searched, search_hits = await _measure(reviewers, search, cfg.review_queries)
+        (queued, queue_hits), (searched, search_hits) = await _queries(
+            views, numbers, cfg.review_queries
+        )
     finally:
         with contextlib.suppress(Exception):
             await pool.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
@@ -203,3 +182,36 @@ async def review_figures(
         )
     )
     return result
+
+
+async def _queries(
+    views: ReviewViews, numbers: list[str], count: int
+) -> tuple[tuple[dict[str, list[float]], int], tuple[dict[str, list[float]], int]]:
+    """`count` timed queue queries, then `count` searches by a seeded ID number: seconds per
+    scope and how many answered with at least one case, of each."""
+    reviewers = {
+        scope: [Principal(f"rev-{r}", Role.REVIEWER, (r,)) for r in regions]
+        for scope, regions in SCOPES.items()
+    }
+    at, rng = now(), random.Random(_SEED)  # noqa: S311 - picks test data, not a secret
+    types = (None, None, None, CaseType.FILING)  # every 4th queue query filtered by type
+    cursors: dict[str, str | None] = {}
+
+    async def queue(reviewer: Principal, n: int) -> QueuePage:
+        # Every other query asks for the next page after that reviewer's last first page.
+        after = cursors.get(reviewer.subject) if n % 2 else None
+        page = await views.queue(
+            reviewer, at, case_type=types[n % len(types)], after=after, limit=_PAGE
+        )
+        if after is None:
+            cursors[reviewer.subject] = page.next_after
+        return page
+
+    async def search(reviewer: Principal, _: int) -> QueuePage:
+        number = numbers[rng.randrange(len(numbers))]
+        return await views.search(reviewer, number, at, limit=_PAGE)
+
+    return (
+        await _measure(reviewers, queue, count),
+        await _measure(reviewers, search, count),
+    )

@@ -29,10 +29,10 @@ from services.bench.common import (
 from services.bench.flows import flow_figures
 from services.bench.identity import identity_figures
 from services.bench.kafka import kafka_preflight
+from services.bench.meters import load_average
 from services.bench.rebuild import rebuild_figure
 from services.bench.relay import LOAD_WRITERS, relay_figure
 from services.bench.report import (
-    load_average,
     machine_info,
     render_table,
     update_readme,
@@ -45,6 +45,22 @@ from services.runtime.infra.postgres import redact
 from services.runtime.logging import configure_logging
 from services.runtime.migrate import migrate, package_migrations
 from services.runtime.settings import Settings
+
+# The document's keys, in the order it lists them.
+_KEYS = (
+    "date",
+    "mode",
+    "elapsed_s",
+    "machine",
+    "stack",
+    *FIGURES,
+    *ABSOLUTES,
+    *FLOW_FIGURES,
+    "binding_flows",
+    *REVIEW_FIGURES,
+    "load",
+    "config",
+)
 
 
 async def run_bench(
@@ -62,7 +78,7 @@ async def run_bench(
     """
     settings = settings or Settings()
     base = f"bench_{uuid.uuid4().hex[:12]}"
-    appends_schema, log_schema = f"{base}_a", f"{base}_r"
+    schemas = (f"{base}_a", f"{base}_r")
     began = time.perf_counter()
     try:
         pool = await create_pool(settings, min_size=cfg.writers, max_size=cfg.writers + 2)
@@ -79,33 +95,9 @@ async def run_bench(
             "database": redact(settings.database_url),
             "kafka_bootstrap_servers": settings.kafka_bootstrap_servers,
         }
-        say(f"setup: schemas {appends_schema}, {log_schema} (mode {cfg.mode})")
-        conn = await asyncpg.connect(settings.database_url)
-        try:
-            for schema in (appends_schema, log_schema):
-                await migrate(conn, schema, package_migrations("services.runtime"))
-        finally:
-            await conn.close()
-        await kafka_preflight(settings.kafka_bootstrap_servers)
-        # CPU-only and synchronous on this thread, before the database and broker get busy.
-        result.update(identity_figures(cfg, say))
-        result.update(await append_figures(pool, appends_schema, cfg, say))
-        relay, load_s = await relay_figure(pool, log_schema, cfg, settings, say)
-        result["relay_vs_producer_perf"] = relay
-        result["rebuild_vs_raw_read"] = await rebuild_figure(pool, log_schema, cfg, say)
-        result["load"] = {
-            "definition": "loading the relay backlog: store appends of "
-            f"{cfg.load_batch}-event commands, {LOAD_WRITERS} writers, ~1 KB events",
-            "events": cfg.relay_events,
-            "seconds": round(load_s, 2),
-            "events_per_s": round(rate(cfg.relay_events, load_s), 1),
-            "events_per_command": cfg.load_batch,
-            "writers": LOAD_WRITERS,
-        }
-        result.update(await review_figures(pool, f"{base}_v", cfg, say))
-        result.update(await flow_figures(cfg, settings, base, say))
+        result.update(await _phases(pool, base, schemas, cfg=cfg, settings=settings, say=say))
     finally:
-        for schema in (appends_schema, log_schema):
+        for schema in schemas:
             with contextlib.suppress(Exception):
                 await pool.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         await pool.close()
@@ -113,21 +105,46 @@ async def run_bench(
     result["config"] = asdict(cfg)
     result["elapsed_s"] = round(time.perf_counter() - began, 1)
     say(f"done in {result['elapsed_s']:.0f} s; schemas {base}_a/_r/_v/_f_* dropped")
-    keys = (
-        "date",
-        "mode",
-        "elapsed_s",
-        "machine",
-        "stack",
-        *FIGURES,
-        *ABSOLUTES,
-        *FLOW_FIGURES,
-        "binding_flows",
-        *REVIEW_FIGURES,
-        "load",
-        "config",
-    )
-    return {key: result[key] for key in keys}
+    return {key: result[key] for key in _KEYS}
+
+
+async def _phases(
+    pool: asyncpg.Pool,
+    base: str,
+    schemas: tuple[str, str],
+    *,
+    cfg: BenchConfig,
+    settings: Settings,
+    say: Say,
+) -> dict[str, Any]:
+    """Every phase's figures, in the order they run; `schemas` are the appends' and the log's."""
+    appends_schema, log_schema = schemas
+    say(f"setup: schemas {appends_schema}, {log_schema} (mode {cfg.mode})")
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        for schema in schemas:
+            await migrate(conn, schema, package_migrations("services.runtime"))
+    finally:
+        await conn.close()
+    await kafka_preflight(settings.kafka_bootstrap_servers)
+    # CPU-only and synchronous on this thread, before the database and broker get busy.
+    figures: dict[str, Any] = identity_figures(cfg, say)
+    figures.update(await append_figures(pool, appends_schema, cfg, say))
+    relay, load_s = await relay_figure(pool, log_schema, cfg, settings, say)
+    figures["relay_vs_producer_perf"] = relay
+    figures["rebuild_vs_raw_read"] = await rebuild_figure(pool, log_schema, cfg, say)
+    figures["load"] = {
+        "definition": "loading the relay backlog: store appends of "
+        f"{cfg.load_batch}-event commands, {LOAD_WRITERS} writers, ~1 KB events",
+        "events": cfg.relay_events,
+        "seconds": round(load_s, 2),
+        "events_per_s": round(rate(cfg.relay_events, load_s), 1),
+        "events_per_command": cfg.load_batch,
+        "writers": LOAD_WRITERS,
+    }
+    figures.update(await review_figures(pool, f"{base}_v", cfg, say))
+    figures.update(await flow_figures(cfg, settings, base, say))
+    return figures
 
 
 def bench_command(

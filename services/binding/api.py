@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.errors import DomainError
 from contracts.vocabulary import BindingKind
-from services.binding.domain import BindRequest
+from services.binding.domain import BindRequest, Step
 from services.binding.errors import (
     AlreadyBoundError,
     CommitmentNotSignedError,
@@ -90,9 +90,7 @@ class RequestState(_Body):
     member: str
     kind: BindingKind
     status: str
-    waiting_for: list[str] = Field(
-        description="Of commitment_letter, materials, review, face; empty once finished."
-    )
+    waiting_for: list[str] = Field(description=f"Of {', '.join(Step)}; empty once finished.")
 
 
 class StoredMaterial(_Body):
@@ -121,14 +119,12 @@ class RevokeBody(_Body):
 
 
 def _state(request_id: str, request: BindRequest) -> RequestState:
-    order = ("commitment_letter", "materials", "review", "face")
-    waiting = [w for w in order if w in request.waiting_for]
     return RequestState(
         request_id=request_id,
         member=request.member,
         kind=request.kind,
         status=request.status.value,
-        waiting_for=waiting,
+        waiting_for=list(Step.in_flow_order(request.waiting_for)),
     )
 
 

@@ -85,12 +85,12 @@ class ExpireBindRequest:
 
 @dataclass(frozen=True)
 class RevokeBinding:
-    """`confirmed` is the outcome of the password check or face check the handler ran."""
+    """Made only once the handler has checked identity's proof, so it is confirmed by
+    construction; `confirmed_by` says whether by payment password or face check."""
 
     member: str
     kind: BindingKind
     confirmed_by: Confirmation
-    confirmed: bool
 
 
 BindingCommand = (

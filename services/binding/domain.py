@@ -6,7 +6,7 @@ asked for: concurrent requests race on the stream version and exactly the allowe
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -43,7 +43,6 @@ from services.binding.errors import (
     RequestConflictError,
     RequestNotFoundError,
     RequestNotPendingError,
-    RevocationNotConfirmedError,
     SelfBindingError,
 )
 from services.binding.events import (
@@ -52,6 +51,7 @@ from services.binding.events import (
     BindingMaterialsApproved,
     BindingMaterialsSubmitted,
     BindingRejected,
+    BindingRejectionReason,
     BindingRevoked,
     BindingTermsRecorded,
     BindRequestExpired,
@@ -59,7 +59,6 @@ from services.binding.events import (
     FaceCheckNeed,
     MemberBindRequested,
     MemberBound,
-    RejectionReason,
 )
 from services.binding.rules import (
     FACE_CHECK_AGE,
@@ -81,6 +80,19 @@ class Status(StrEnum):
 
 
 LIVE = frozenset({Status.PENDING, Status.BOUND})
+
+
+class Step(StrEnum):
+    """What a pending request may wait for, declared in the order the flow meets them."""
+
+    COMMITMENT_LETTER = "commitment_letter"  # the holder signs it
+    MATERIALS = "materials"  # the holder attaches them
+    REVIEW = "review"
+    FACE = "face"
+
+    @classmethod
+    def in_flow_order(cls, steps: Collection[Step]) -> tuple[Step, ...]:
+        return tuple(s for s in cls if s in steps)
 
 
 def holder_stream(holder: str) -> str:
@@ -105,18 +117,17 @@ class BindRequest:
     face_passed: bool = False
 
     @property
-    def waiting_for(self) -> frozenset[str]:
-        """What the request still waits for, of "commitment_letter" (the holder signs it),
-        "materials" (the holder attaches them), "review" and "face"."""
+    def waiting_for(self) -> frozenset[Step]:
+        """What the request still waits for (also listed once it is rejected or expired)."""
         waiting = set()
         if self.needs_review and not self.review_passed:
-            waiting.add("review")
+            waiting.add(Step.REVIEW)
             if self.materials is None:
-                waiting.add("materials")
+                waiting.add(Step.MATERIALS)
                 if self.letter is None:
-                    waiting.add("commitment_letter")
+                    waiting.add(Step.COMMITMENT_LETTER)
         if self.face.who is not FaceWho.NONE and not self.face_passed:
-            waiting.add("face")
+            waiting.add(Step.FACE)
         return frozenset(waiting)
 
     @property
@@ -155,11 +166,11 @@ def decide(command: BindingCommand, state: Holder) -> Sequence[BindingEvent]:  #
             return _reviewed(command, state)
         case RecordFaceOutcome(request_id=request_id, verified=verified, at=at, reason=reason):
             request = state.pending(request_id)
-            if request is None or "face" not in request.waiting_for:
+            if request is None or Step.FACE not in request.waiting_for:
                 return []
             if verified:
                 return _passed(request, at, replace(request, face_passed=True))
-            return _failed(request, at, RejectionReason.FACE_FAILED, reason)
+            return _failed(request, at, BindingRejectionReason.FACE_FAILED, reason)
         case ExpireBindRequest(request_id=request_id, at=at):
             request = state.pending(request_id)
             return [] if request is None or at < request.deadline else [_expired(request)]
@@ -236,7 +247,7 @@ def _reviewed(
         return []
     if isinstance(command, RecordMaterialsApproved):
         return _passed(request, command.at, replace(request, review_passed=True))
-    return _failed(request, command.at, RejectionReason.MATERIALS_REJECTED, command.reason)
+    return _failed(request, command.at, BindingRejectionReason.MATERIALS_REJECTED, command.reason)
 
 
 def _holder_action(state: Holder, request_id: str) -> BindRequest:
@@ -253,7 +264,7 @@ def _holder_action(state: Holder, request_id: str) -> BindRequest:
 
 def _check_role(ref: MaterialRef, role: MaterialRole) -> None:
     if ref.role is not role:
-        raise MaterialRoleError(f"（应为{role.value}）", f" (expected {role.value})")  # noqa: RUF001
+        raise MaterialRoleError(f"（应为{role.value}）", f" (expected {role.value})")
 
 
 def _sign(command: SignCommitmentLetter, state: Holder) -> Sequence[BindingEvent]:
@@ -313,7 +324,7 @@ def _passed(request: BindRequest, at: datetime, after: BindRequest) -> Sequence[
 
 
 def _failed(
-    request: BindRequest, at: datetime, reason: RejectionReason, detail: str
+    request: BindRequest, at: datetime, reason: BindingRejectionReason, detail: str
 ) -> Sequence[BindingEvent]:
     if at >= request.deadline:
         return [_expired(request)]
@@ -329,8 +340,6 @@ def _failed(
 
 
 def _revoke(command: RevokeBinding, state: Holder) -> Sequence[BindingEvent]:
-    if not command.confirmed:
-        raise RevocationNotConfirmedError
     live = state.live_binding(command.member, command.kind)
     if live is None:
         revoked = any(

@@ -1,8 +1,5 @@
 """The binding domain's errors: each a stable code and a message in Chinese and English."""
 
-# Chinese messages use full-width punctuation, as Chinese text should.
-# ruff: noqa: RUF001
-
 from __future__ import annotations
 
 from typing import ClassVar
@@ -178,7 +175,7 @@ class PersonNotFoundError(BindingError):
         super().__init__(field=field)
 
 
-class MaterialNotFoundError(BindingError):
+class MaterialNotUploadedError(BindingError):
     code: ClassVar[str] = "binding.material_not_found"
     message_zh: ClassVar[str] = "未找到该材料，请先上传"
     message_en: ClassVar[str] = "No such material; upload it first"

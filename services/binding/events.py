@@ -13,7 +13,7 @@ from services.binding.rules import FaceWho, Method
 from services.runtime.codec import DomainEvent, PydanticCodec
 
 
-class RejectionReason(StrEnum):
+class BindingRejectionReason(StrEnum):
     MATERIALS_REJECTED = "materials_rejected"
     FACE_FAILED = "face_failed"
 
@@ -100,7 +100,7 @@ class BindingRejected(DomainEvent):
     request_id: str
     member: str
     kind: BindingKind
-    reason: RejectionReason
+    reason: BindingRejectionReason
     detail: str  # the reviewer's reason or the face check's failure reason
 
 

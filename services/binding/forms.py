@@ -1,8 +1,5 @@
 """What a holder fills in to bind a member, per method (003/004), before it is resolved."""
 
-# Chinese messages use full-width punctuation, as Chinese text should.
-# ruff: noqa: RUF001
-
 from __future__ import annotations
 
 from typing import ClassVar

@@ -26,7 +26,7 @@ from services.binding.domain import BindRequest, Holder, Status, binding_decider
 from services.binding.errors import (
     BirthDateInFutureError,
     HolderUnknownError,
-    MaterialNotFoundError,
+    MaterialNotUploadedError,
     MaterialsNotNeededError,
     MaterialTypeError,
     PersonNotFoundError,
@@ -268,7 +268,7 @@ class BindingHandlers:
     async def _material(self, role: MaterialRole, sha256: str, field: str) -> MaterialRef:
         blob = await self.deps.blobs.get(sha256)
         if blob is None:
-            raise MaterialNotFoundError(field)
+            raise MaterialNotUploadedError(field)
         allowed = IMAGE_TYPES if role is MaterialRole.SIGNATURE else PAGE_TYPES
         if blob.content_type not in allowed:
             raise MaterialTypeError(field)
@@ -330,7 +330,7 @@ class BindingHandlers:
         tables = self.deps.tables
         if not await tables.use_confirmation(proof.token_id, holder, member, kind.value):
             raise RevocationNotConfirmedError(field="confirmation")  # spent on another
-        command = RevokeBinding(member, kind, Confirmation(proof.method.value), confirmed=True)
+        command = RevokeBinding(member, kind, Confirmation(proof.method.value))
         try:
             result = await self.holders.handle(holder_stream(holder), command, ctx)
         except Exception:

@@ -1,8 +1,5 @@
 """The personal commitment letter (个人承诺书) a holder signs, rendered as a deterministic PDF."""
 
-# Chinese text uses full-width punctuation, as Chinese text should.
-# ruff: noqa: RUF001
-
 from __future__ import annotations
 
 import io

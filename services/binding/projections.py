@@ -18,12 +18,12 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from contracts.vocabulary import BindingKind, Relation
-from services.binding.domain import BindRequest, Holder, Status, evolve, holder_stream
+from services.binding.domain import BindRequest, Holder, Status, Step, evolve, holder_stream
 from services.binding.events import (
     BindingEvent,
     BindingRejected,
+    BindingRejectionReason,
     MemberBindRequested,
-    RejectionReason,
     binding_codec,
 )
 from services.binding.rules import Method
@@ -58,8 +58,8 @@ class FamilyMember(BaseModel):
     kind: BindingKind
     method: Method
     status: ViewStatus
-    waiting_for: tuple[str, ...]  # in the order the flow meets them; empty once finished
-    rejection_reason: RejectionReason | None
+    waiting_for: tuple[Step, ...]  # in the order the flow meets them; empty once finished
+    rejection_reason: BindingRejectionReason | None
     rejection_detail: str | None
     requested_at: datetime
     since: datetime
@@ -92,7 +92,6 @@ _FINISHED = {
     Status.EXPIRED: ViewStatus.EXPIRED,
     Status.REVOKED: ViewStatus.REVOKED,
 }
-_FLOW_ORDER = {"commitment_letter": 0, "materials": 1, "review": 2, "face": 3}
 
 
 def _status(request: BindRequest) -> ViewStatus:
@@ -100,21 +99,23 @@ def _status(request: BindRequest) -> ViewStatus:
     if finished is not None:
         return finished
     waiting = request.waiting_for
-    if "commitment_letter" in waiting or "materials" in waiting:
+    if Step.COMMITMENT_LETTER in waiting or Step.MATERIALS in waiting:
         return ViewStatus.AWAITING_MATERIALS
-    if "face" in waiting:
+    if Step.FACE in waiting:
         return (
-            ViewStatus.PENDING_REVIEW_AND_FACE if "review" in waiting else ViewStatus.PENDING_FACE
+            ViewStatus.PENDING_REVIEW_AND_FACE
+            if Step.REVIEW in waiting
+            else ViewStatus.PENDING_FACE
         )
     # Waiting for review, or for nothing: the domain binds in the same append as the last
     # outcome, so a pending request awaits nothing only when a batch ends inside an append.
     return ViewStatus.PENDING_REVIEW
 
 
-def _waiting_for(request: BindRequest) -> tuple[str, ...]:
+def _waiting_for(request: BindRequest) -> tuple[Step, ...]:
     if request.status is not Status.PENDING:
         return ()  # the domain still lists what a rejected or expired request lacked
-    return tuple(sorted(request.waiting_for, key=lambda w: (_FLOW_ORDER.get(w, 99), w)))
+    return Step.in_flow_order(request.waiting_for)
 
 
 def evolve_view(view: RequestView | None, event: BindingEvent, at: datetime) -> RequestView:
@@ -129,7 +130,7 @@ def evolve_view(view: RequestView | None, event: BindingEvent, at: datetime) -> 
     after = evolve(state, event)
     request = after.requests[event.request_id]
     status = _status(request)
-    reason: RejectionReason | None = None
+    reason: BindingRejectionReason | None = None
     detail: str | None = None
     if isinstance(event, BindingRejected):
         reason, detail = event.reason, event.detail
@@ -263,25 +264,10 @@ def _decode(event: EventRecord) -> tuple[BindingEvent, datetime]:
 
 async def family_view(db: Executor, schema: str, holder: str) -> list[FamilyMember]:
     """The holder's bind requests, oldest first."""
-    return await _family_rows(db, schema, holder, None)
-
-
-async def bind_request_status(
-    db: Executor, schema: str, holder: str, request_id: str
-) -> FamilyMember | None:
-    """The request as its holder sees it; None if unknown or another holder's."""
-    return next(iter(await _family_rows(db, schema, holder, request_id)), None)
-
-
-async def _family_rows(
-    db: Executor, schema: str, holder: str, request_id: str | None
-) -> list[FamilyMember]:
     rows = await db.fetch(
         f"SELECT {', '.join(_COLUMNS)} FROM {check_schema_name(schema)}.family_view"
-        " WHERE holder = $1 AND ($2::text IS NULL OR request_id = $2)"
-        " ORDER BY requested_at, request_id",
+        " WHERE holder = $1 ORDER BY requested_at, request_id",
         holder,
-        request_id,
     )
     return [FamilyMember.model_validate(dict(r)) for r in rows]
 

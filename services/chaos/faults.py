@@ -13,7 +13,8 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from services.bench.stack import Child, FlowWatch
+from services.bench.stack import Child
+from services.bench.watch import FlowWatch
 from services.chaos.plan import KILLED_SERVICE, Fault, FaultKind
 from services.runtime.infra import kafka_pid, kill_kafka, start_kafka_async
 from services.runtime.infra.postgres import (

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
-from services.bench.stack import MEMBERS_PER_HOLDER, assigned_partitions
+from services.bench.stack import MEMBERS_PER_HOLDER
+from services.bench.watch import assigned_partitions
 from services.binding.projections import BindingViews
 from services.chaos.load import Flow
 from services.review.projections import CaseTable

@@ -31,15 +31,9 @@ from typing import Any
 import httpx
 
 from contracts.vocabulary import Relation
-from services.bench.stack import (
-    MEMBERS_PER_HOLDER,
-    Driver,
-    FlowWatch,
-    Insured,
-    Services,
-    code_of,
-    people,
-)
+from services.bench.holder_app import Driver, code_of
+from services.bench.stack import MEMBERS_PER_HOLDER, Insured, Services, people
+from services.bench.watch import FlowWatch
 from services.identity.api import SIGNATURE_HEADER
 from services.identity.face_check import FaceFailureReason
 from services.identity.face_provider import sign_callback

@@ -17,15 +17,9 @@ from typing import Annotated
 import asyncpg
 import typer
 
-from services.bench.stack import (
-    FlowWatch,
-    Services,
-    drop_topics,
-    gather_bounded,
-    own_processes,
-    quiet_loggers,
-    wait_for_directories,
-)
+from services.bench.holder_app import gather_bounded, wait_for_directories
+from services.bench.stack import Services, drop_topics, own_processes, quiet_loggers
+from services.bench.watch import FlowWatch
 from services.binding.handlers import china_today
 from services.chaos import identity
 from services.chaos.faults import (

@@ -10,7 +10,8 @@ from typing import Annotated
 
 import typer
 
-from services.demo.scenario import DemoFailedError, Scenario
+from services.demo.client import DemoFailedError
+from services.demo.scenario import Scenario
 from services.demo.stack import running_stack
 from services.runtime.auth import jwt_secret
 from services.runtime.consumer import BROKER_LOGGER

@@ -1,8 +1,5 @@
 """The demo's cast: valid resident ID numbers made up for each run, and their materials."""
 
-# Chinese text uses full-width punctuation, as Chinese text should.
-# ruff: noqa: RUF001
-
 from __future__ import annotations
 
 import io

@@ -22,8 +22,8 @@ from services.identity.errors import (
     PasswordChangedMeanwhileError,
     PasswordLockedError,
     PaymentPasswordNotSetError,
+    PersonalDataErasedError,
     PersonAlreadyRegisteredError,
-    PersonErasedError,
     PersonNotRegisteredError,
     UnknownInsuredPlaceError,
     VoucherNotActivatedError,
@@ -249,7 +249,7 @@ def _set_password(
     a set one is changed with the old one (a wrong one counts towards the lockout, and none
     passes while locked) or reset with a fresh face check, which also lifts the lock."""
     if state.personal is None:
-        raise PersonErasedError
+        raise PersonalDataErasedError
     if not state.channels:
         raise VoucherNotActivatedError
     if command.credential_id == state.credential_id:
@@ -364,6 +364,3 @@ def evolve(state: Person | None, event: PersonEvent) -> Person | None:  # noqa: 
 
 def _nobody() -> Person | None:
     return None
-
-
-person_decider = make_person_decider()

@@ -1,8 +1,5 @@
 """The identity domain's errors: each a stable code and a message in Chinese and English."""
 
-# Chinese messages use full-width punctuation, as Chinese text should.
-# ruff: noqa: RUF001
-
 from __future__ import annotations
 
 from datetime import datetime
@@ -37,7 +34,7 @@ class CallbackSignatureError(IdentityError):
     message_en: ClassVar[str] = "The callback signature is not valid"
 
 
-class PersonErasedError(IdentityError):
+class PersonalDataErasedError(IdentityError):
     code: ClassVar[str] = "person.erased"
     message_zh: ClassVar[str] = "该参保人的个人信息已删除"
     message_en: ClassVar[str] = "This insured person's personal data has been erased"

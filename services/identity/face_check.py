@@ -1,8 +1,5 @@
 """Face check stream: requested, then exactly one of verified, failed or expired."""
 
-# Chinese messages use full-width punctuation, as Chinese text should.
-# ruff: noqa: RUF001
-
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence

@@ -27,8 +27,8 @@ from services.identity.errors import (
     OldPasswordWrongError,
     PasswordLockedError,
     PaymentPasswordNotSetError,
+    PersonalDataErasedError,
     PersonAlreadyRegisteredError,
-    PersonErasedError,
     PersonNotRegisteredError,
 )
 from services.identity.face_check import (
@@ -193,7 +193,7 @@ class IdentityHandlers:
         """
         person = await self._registered(pseudonym)
         if person.personal is None:
-            raise PersonErasedError
+            raise PersonalDataErasedError
         personal = person.personal
         # The new password's rules first: a trivial one costs no attempt of the old one.
         check_payment_password(password, personal.birth_date, personal.id_number)

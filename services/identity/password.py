@@ -3,9 +3,6 @@
 The argon2id hash is `password_hashing`: this module stays pure, so the domain can use it.
 """
 
-# Chinese messages use full-width punctuation, as Chinese text should.
-# ruff: noqa: RUF001
-
 from __future__ import annotations
 
 import re
@@ -16,7 +13,6 @@ from typing import ClassVar
 
 from services.identity.errors import IdentityError
 
-PASSWORD_LENGTH = 6
 _SIX_DIGITS = re.compile(r"[0-9]{6}")
 
 

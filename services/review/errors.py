@@ -1,8 +1,5 @@
 """The review domain's errors: each a stable code and a message in Chinese and English."""
 
-# Chinese messages use full-width punctuation, as Chinese text should.
-# ruff: noqa: RUF001
-
 from __future__ import annotations
 
 from typing import ClassVar

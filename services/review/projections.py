@@ -23,45 +23,60 @@ class CaseTable:
         self.schema = check_schema_name(schema)
         self.tables: Sequence[str] = (f"{schema}.cases",)
         s = self.schema
-        self._sql: dict[str, str] = {
-            "ReviewCaseOpened": f"INSERT INTO {s}.cases (case_id, case_type, request_id, region,"
-            " holder, member, status, opened_at, policy_id, policy_version, mode, failed_checks)"
-            " VALUES ($1, $2, $3, $4, $5, $6, 'open', $7::text::timestamptz, $8, $9, $10,"
-            " $11::text[]) ON CONFLICT (case_id) DO NOTHING",
-            "ReviewCaseClaimed": f"UPDATE {s}.cases SET claimed_by = $2 WHERE case_id = $1",
-            "MaterialsApproved": f"UPDATE {s}.cases SET status = 'approved', closed_by = $2,"
-            " closed_at = $3::text::timestamptz WHERE case_id = $1",
-            "MaterialsRejected": f"UPDATE {s}.cases SET status = 'rejected', closed_by = $2,"
-            " closed_at = $3::text::timestamptz, reason = $4 WHERE case_id = $1",
-            "ReviewCaseEscalated": f"UPDATE {s}.cases SET escalated_at = $2::text::timestamptz"
-            " WHERE case_id = $1",
-            "ReviewCaseWithdrawn": f"UPDATE {s}.cases SET status = 'withdrawn',"
-            " closed_at = $2::text::timestamptz WHERE case_id = $1",
+        # Each case event: the statement that applies it and the data fields it binds, in order.
+        self._statements: dict[str, tuple[str, tuple[str, ...]]] = {
+            "ReviewCaseOpened": (
+                f"INSERT INTO {s}.cases (case_id, case_type, request_id, region, holder, member,"
+                " status, opened_at, policy_id, policy_version, mode, failed_checks) VALUES"
+                " ($1, $2, $3, $4, $5, $6, 'open', $7::text::timestamptz, $8, $9, $10,"
+                " $11::text[]) ON CONFLICT (case_id) DO NOTHING",
+                (
+                    "case_id",
+                    "case_type",
+                    "request_id",
+                    "region",
+                    "holder",
+                    "member",
+                    "opened_at",
+                    "policy_id",
+                    "policy_version",
+                    "mode",
+                    "failed_checks",
+                ),
+            ),
+            "ReviewCaseClaimed": (
+                f"UPDATE {s}.cases SET claimed_by = $2 WHERE case_id = $1",
+                ("case_id", "claimed_by"),
+            ),
+            "MaterialsApproved": (
+                f"UPDATE {s}.cases SET status = 'approved', closed_by = $2,"
+                " closed_at = $3::text::timestamptz WHERE case_id = $1",
+                ("case_id", "decided_by", "decided_at"),
+            ),
+            "MaterialsRejected": (
+                f"UPDATE {s}.cases SET status = 'rejected', closed_by = $2,"
+                " closed_at = $3::text::timestamptz, reason = $4 WHERE case_id = $1",
+                ("case_id", "decided_by", "decided_at", "reason"),
+            ),
+            "ReviewCaseEscalated": (
+                f"UPDATE {s}.cases SET escalated_at = $2::text::timestamptz WHERE case_id = $1",
+                ("case_id", "escalated_at"),
+            ),
+            "ReviewCaseWithdrawn": (
+                f"UPDATE {s}.cases SET status = 'withdrawn',"
+                " closed_at = $2::text::timestamptz WHERE case_id = $1",
+                ("case_id", "withdrawn_at"),
+            ),
         }
 
     async def apply(self, conn: asyncpg.Connection, event: EventRecord) -> None:
-        sql = self._sql.get(event.type)
-        if sql is None:
-            return
-        d = event.data
-        match event.type:
-            case "ReviewCaseOpened":
-                args: tuple[object, ...] = (
-                    d["case_id"], d["case_type"], d["request_id"], d["region"], d["holder"],
-                    d["member"], d["opened_at"], d["policy_id"], d["policy_version"], d["mode"],
-                    d.get("failed_checks", []),
-                )  # fmt: skip
-            case "ReviewCaseClaimed":
-                args = (d["case_id"], d["claimed_by"])
-            case "MaterialsApproved":
-                args = (d["case_id"], d["decided_by"], d["decided_at"])
-            case "MaterialsRejected":
-                args = (d["case_id"], d["decided_by"], d["decided_at"], d["reason"])
-            case "ReviewCaseEscalated":
-                args = (d["case_id"], d["escalated_at"])
-            case _:
-                args = (d["case_id"], d["withdrawn_at"])
-        await conn.execute(sql, *args)
+        statement = self._statements.get(event.type)
+        if statement is None:
+            return  # a policy event: not a case
+        sql, fields = statement
+        # A case opened before the checks were recorded has no `failed_checks`.
+        data = {"failed_checks": [], **event.data}
+        await conn.execute(sql, *(data[f] for f in fields))
 
 
 class PersonLookups:

@@ -109,7 +109,7 @@ class ConfirmationMethod(StrEnum):
 
 
 @dataclass(frozen=True)
-class Confirmation:
+class ConfirmationProof:
     subject: str
     method: ConfirmationMethod
     # The proof's own id (`jti`): a service that accepts it records it, so it serves once.
@@ -136,7 +136,7 @@ def issue_confirmation(
     return jwt.encode(claims, secret, algorithm=_ALGORITHM)
 
 
-def decode_confirmation(token: str, *, secret: str, now: datetime) -> Confirmation:
+def decode_confirmation(token: str, *, secret: str, now: datetime) -> ConfirmationProof:
     """The confirmation if signed by us and unexpired at `now` (the service's clock)."""
     try:
         claims = jwt.decode(
@@ -148,7 +148,7 @@ def decode_confirmation(token: str, *, secret: str, now: datetime) -> Confirmati
             options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"], "verify_exp": False},
         )
         method = ConfirmationMethod(str(claims.get("method")))
-        confirmation = Confirmation(claims["sub"], method, str(claims["jti"]))
+        confirmation = ConfirmationProof(claims["sub"], method, str(claims["jti"]))
     except (jwt.PyJWTError, ValueError) as exc:
         raise InvalidTokenError(f"the confirmation is not valid: {exc}") from exc
     if datetime.fromtimestamp(int(claims["exp"]), UTC) + _LEEWAY <= now:
@@ -169,7 +169,7 @@ _MISSING = AccessDeniedError(
 )
 _UNAUTHENTICATED = {
     "auth.invalid_token": ("登录凭证无效", "The bearer token is not valid"),
-    "auth.expired_token": ("登录凭证已过期，请重新登录", "The bearer token has expired"),  # noqa: RUF001
+    "auth.expired_token": ("登录凭证已过期，请重新登录", "The bearer token has expired"),
 }
 
 

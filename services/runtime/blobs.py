@@ -1,19 +1,12 @@
 """The content-addressed store of uploaded materials (our S3): port, checks, and its adapters."""
 
-# Chinese messages use full-width punctuation, as Chinese text should.
-# ruff: noqa: RUF001
-
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import os
 import re
-import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
 from typing import ClassVar
 
 import asyncpg
@@ -178,48 +171,6 @@ class PostgresBlobStore(BlobStore):
         if row is None:
             return None
         return Blob(sha256, row["content_type"], row["size"], bytes(row["data"]))
-
-
-class FolderBlobStore(BlobStore):
-    """Blobs as files `<root>/ab/cd/abcd…` (two levels keep folders small).
-
-    No sidecar: the content type is sniffed again on read, as it was decided from the bytes.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def path_of(self, sha256: str) -> Path:
-        return self.root / sha256[:2] / sha256[2:4] / sha256
-
-    async def _save(self, blob: Blob) -> None:
-        await asyncio.to_thread(self._write, self.path_of(blob.sha256), blob.data)
-
-    async def _load(self, sha256: str) -> Blob | None:
-        try:
-            data = await asyncio.to_thread(self.path_of(sha256).read_bytes)
-        except FileNotFoundError:
-            return None
-        content_type = sniff_type(data)
-        assert content_type is not None, "only checked materials are ever written"
-        return Blob(sha256, content_type, len(data), data)
-
-    @staticmethod
-    def _write(path: Path, data: bytes) -> None:
-        if path.exists():
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Written aside then renamed: a reader sees the whole file or none, even after a crash.
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
 
 
 def blob_migrations() -> list[Migration]:

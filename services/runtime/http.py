@@ -2,9 +2,6 @@
 validation errors, a 503 while a dependency is down, and a safe 500 that never carries a stack
 trace or what a person typed."""
 
-# Chinese messages use full-width punctuation, as Chinese text should.
-# ruff: noqa: RUF001
-
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping

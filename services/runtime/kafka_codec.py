@@ -69,10 +69,6 @@ def attributes_of(event: RecordedEvent, service: str) -> dict[str, str]:
     return values
 
 
-def envelope_of(event: RecordedEvent, service: str) -> Envelope:
-    return Envelope.model_validate(attributes_of(event, service))
-
-
 def to_record(event: RecordedEvent, service: str) -> KafkaRecord:
     """Binary content mode: each envelope attribute is a `ce_<name>` header; the body is data."""
     headers: Headers = [(CONTENT_TYPE, _CONTENT_TYPE_BYTES)]

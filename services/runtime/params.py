@@ -3,8 +3,6 @@ hand them out, dates only as ISO 8601 text (never a number taken for seconds sin
 `as_of` as an instant with its offset or a log position."""
 
 # No `from __future__ import annotations`: FastAPI reads the dependency's annotations at run time.
-# Chinese messages use full-width punctuation, as Chinese text should.
-# ruff: noqa: RUF001
 
 import re
 from datetime import date, datetime

@@ -22,11 +22,11 @@ from services.binding.commands import (
     SubmitMaterials,
 )
 from services.binding.domain import binding_decider, holder_stream
-from services.binding.events import Confirmation, RejectionReason, binding_codec
+from services.binding.events import BindingRejectionReason, Confirmation, binding_codec
 from services.binding.projections import (
     BindingViews,
+    FamilyMember,
     ViewStatus,
-    bind_request_status,
     family_view,
     family_view_as_of,
     member_holders,
@@ -34,7 +34,7 @@ from services.binding.projections import (
 from services.binding.rules import Method
 from services.runtime.decider import CommandContext, CommandHandler
 from services.runtime.migrate import migrate, service_migrations
-from services.runtime.pgstore import PostgresEventStore
+from services.runtime.pgstore import Executor, PostgresEventStore
 from services.runtime.projection import ProjectionRunner
 from tests.unit.binding.builders import (
     CHILD,
@@ -86,7 +86,7 @@ class Desk:
         await self.do(holder, RecordFaceOutcome(request_id, True, minute(at)), minute(at))
 
     async def revoke(self, holder: str, member: str, at: int) -> None:
-        revoke = RevokeBinding(member, FAMILY, Confirmation.PAYMENT_PASSWORD, confirmed=True)
+        revoke = RevokeBinding(member, FAMILY, Confirmation.PAYMENT_PASSWORD)
         await self.do(holder, revoke, minute(at))
 
 
@@ -145,6 +145,14 @@ async def all_rows(store: PostgresEventStore) -> tuple[list[asyncpg.Record], lis
     return family, holders
 
 
+async def bind_request_status(
+    db: Executor, schema: str, holder: str, request_id: str
+) -> FamilyMember | None:
+    """The request as its holder sees it; None if unknown or another holder's."""
+    rows = await family_view(db, schema, holder)
+    return next((m for m in rows if m.request_id == request_id), None)
+
+
 async def test_the_live_view_shows_each_request_as_the_app_does(
     store: PostgresEventStore,
 ) -> None:
@@ -160,7 +168,7 @@ async def test_the_live_view_shows_each_request_as_the_app_does(
     }
     son = anna["r-anna-son"]
     assert (son.rejection_reason, son.rejection_detail) == (
-        RejectionReason.MATERIALS_REJECTED,
+        BindingRejectionReason.MATERIALS_REJECTED,
         "户口本照片不清晰",
     )
     assert anna["r-anna-son-2"].waiting_for == ("commitment_letter", "materials", "review")
@@ -286,7 +294,7 @@ async def test_binding_again_after_a_revocation_lists_the_holder_again(
     proxy: dict[str, Any] = {"kind": BindingKind.PROXY, "method": Method.PROXY_WITHOUT_ID}
     proxy |= {"member_birth_date": CHILD, "commitment_accepted": True}
     await desk.ask(ANNA, SON, "r-1", **proxy)  # bound at once: no review, no face
-    revoke = RevokeBinding(SON, BindingKind.PROXY, Confirmation.FACE, confirmed=True)
+    revoke = RevokeBinding(SON, BindingKind.PROXY, Confirmation.FACE)
     await desk.do(ANNA, revoke, minute(10))
     await desk.ask(ANNA, SON, "r-2", **proxy, at=minute(20))
     await caught_up(runner_for(store))

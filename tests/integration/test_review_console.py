@@ -18,7 +18,8 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Error, Page, async_playwright
 
 from contracts.vocabulary import Relation
-from services.demo.scenario import REVIEWER_REGION, Scenario
+from services.demo.client import REVIEWER_REGION
+from services.demo.scenario import Scenario
 from services.demo.stack import Stack, drop_stack, running_stack
 from services.runtime.auth import issue_token
 from services.runtime.principal import Principal, Role

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from services import tokens
 from services.cli import app as cli
 from services.runtime.auth import (
-    Confirmation,
     ConfirmationMethod,
+    ConfirmationProof,
     ExpiredTokenError,
     InvalidTokenError,
     configure_auth,
@@ -279,7 +279,7 @@ CONFIRMED_AT = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
 def test_a_confirmation_names_the_person_and_how_they_confirmed() -> None:
     proof = issue_confirmation("p-1", ConfirmationMethod.FACE, secret=SECRET, now=CONFIRMED_AT)
     decoded = decode_confirmation(proof, secret=SECRET, now=CONFIRMED_AT + timedelta(minutes=4))
-    assert decoded == Confirmation("p-1", ConfirmationMethod.FACE)
+    assert decoded == ConfirmationProof("p-1", ConfirmationMethod.FACE)
 
 
 def test_a_confirmation_expires_after_minutes() -> None:

@@ -1,9 +1,15 @@
-"""Material checks, and the blob-store contract held by the in-memory and folder stores."""
+"""Material checks, and the blob-store contract held by the in-memory and folder stores.
+
+The folder store lives here: no service keeps materials in files, but a second adapter on
+another medium keeps the contract suite honest about what a store must guarantee.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,7 +19,6 @@ from services.runtime.blobs import (
     MAX_MATERIAL_BYTES,
     Blob,
     BlobStore,
-    FolderBlobStore,
     InMemoryBlobStore,
     MaterialEmptyError,
     MaterialError,
@@ -22,8 +27,51 @@ from services.runtime.blobs import (
     UnsupportedMaterialTypeError,
     blob_migrations,
     check_material,
+    sniff_type,
 )
 from tests.contract.blob_store import JPEG, PDF, PNG, BlobStoreContract
+
+
+class FolderBlobStore(BlobStore):
+    """Blobs as files `<root>/ab/cd/abcd…` (two levels keep folders small).
+
+    No sidecar: the content type is sniffed again on read, as it was decided from the bytes.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path_of(self, sha256: str) -> Path:
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    async def _save(self, blob: Blob) -> None:
+        await asyncio.to_thread(self._write, self.path_of(blob.sha256), blob.data)
+
+    async def _load(self, sha256: str) -> Blob | None:
+        try:
+            data = await asyncio.to_thread(self.path_of(sha256).read_bytes)
+        except FileNotFoundError:
+            return None
+        content_type = sniff_type(data)
+        assert content_type is not None, "only checked materials are ever written"
+        return Blob(sha256, content_type, len(data), data)
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        if path.exists():
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Written aside then renamed: a reader sees the whole file or none, even after a crash.
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
 
 
 class TestInMemoryBlobStore(BlobStoreContract):

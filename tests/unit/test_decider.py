@@ -23,8 +23,8 @@ from services.runtime.decider import (
 )
 from services.runtime.events import NO_STREAM, ConcurrencyError, NewEvent
 from services.runtime.memory import InMemoryEventStore
-from services.runtime.testing import DeciderSpec
 from tests.builders import InterleavingStore
+from tests.specs import DeciderSpec
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 

@@ -13,11 +13,11 @@ from services.binding.events import (
     BindingFaceVerified,
     BindingMaterialsApproved,
     BindingRejected,
+    BindingRejectionReason,
     BindingRevoked,
     BindRequestExpired,
     Confirmation,
     MemberBound,
-    RejectionReason,
 )
 from services.binding.projections import FamilyMember, ViewStatus, evolve_view, fold_family_view
 from services.binding.rules import FaceWho, Method
@@ -112,11 +112,13 @@ def test_a_newborn_by_birth_certificate_waits_for_the_mothers_face() -> None:
 @pytest.mark.parametrize(
     ("reason", "detail"),
     [
-        (RejectionReason.MATERIALS_REJECTED, "户口本照片不清晰"),
-        (RejectionReason.FACE_FAILED, "liveness check failed"),
+        (BindingRejectionReason.MATERIALS_REJECTED, "户口本照片不清晰"),
+        (BindingRejectionReason.FACE_FAILED, "liveness check failed"),
     ],
 )
-def test_a_rejection_shows_its_reason_and_detail(reason: RejectionReason, detail: str) -> None:
+def test_a_rejection_shows_its_reason_and_detail(
+    reason: BindingRejectionReason, detail: str
+) -> None:
     rejected = BindingRejected(
         request_id=RID, member="p-father", kind=KIND, reason=reason, detail=detail
     )
@@ -148,7 +150,7 @@ def test_a_new_request_after_a_rejection_is_a_second_row() -> None:
         request_id=RID,
         member="p-father",
         kind=KIND,
-        reason=RejectionReason.MATERIALS_REJECTED,
+        reason=BindingRejectionReason.MATERIALS_REJECTED,
         detail="材料不全",
     )
     again = request(request_id="r-again")

@@ -17,7 +17,7 @@ from services.binding.errors import (
     BirthDateInFutureError,
     CommitmentNotSignedError,
     HolderUnknownError,
-    MaterialNotFoundError,
+    MaterialNotUploadedError,
     MaterialsNotNeededError,
     MaterialTypeError,
     MethodNotAllowedError,
@@ -392,7 +392,7 @@ async def test_a_signature_must_be_an_image(world: World) -> None:
 
 async def test_a_signature_never_uploaded_is_refused(world: World) -> None:
     accepted = await world.ask(by_id())
-    with pytest.raises(MaterialNotFoundError) as refused:
+    with pytest.raises(MaterialNotUploadedError) as refused:
         await world.handlers.sign_commitment_letter(HOLDER, accepted.request_id, "0" * 64, ctx())
     assert refused.value.input_field == "signature"
 

@@ -65,7 +65,7 @@ def test_the_letter_says_who_undertakes_what_for_whom() -> None:
         "亲情账户",
         "真实、准确",
         "法律责任",
-        "承诺人（签名）：",  # noqa: RUF001 - the letter's own full-width punctuation
+        "承诺人（签名）：",
         "2026年11月25日",
     ):
         assert expected in text
@@ -107,7 +107,7 @@ def test_a_masked_name_that_looks_like_markup_or_a_star_is_printed_as_it_is(show
     # "*王" was accepted before names were checked at the edge: its letter answered 500.
     masked = f"{shown}**"
     text = text_of(commitment_letter_pdf(replace(LETTER, member_name_masked=masked)))
-    assert f"被绑定人姓名：{masked}" in text  # noqa: RUF001 - the letter's own punctuation
+    assert f"被绑定人姓名：{masked}" in text
 
 
 @settings(max_examples=25, deadline=None)

@@ -16,20 +16,20 @@ from services.binding.commands import (
     RevokeBinding,
 )
 from services.binding.domain import Status, binding_decider
-from services.binding.errors import NotBoundError, RevocationNotConfirmedError
+from services.binding.errors import NotBoundError
 from services.binding.events import (
     BindingEvent,
     BindingFaceVerified,
     BindingMaterialsApproved,
     BindingRejected,
+    BindingRejectionReason,
     BindingRevoked,
     BindRequestExpired,
     Confirmation,
     MemberBound,
-    RejectionReason,
 )
 from services.binding.rules import FaceWho, Method
-from services.runtime.testing import DeciderSpec
+from tests.specs import DeciderSpec
 from tests.unit.binding.builders import (
     CHILD,
     DEADLINE,
@@ -53,13 +53,13 @@ approved = BindingMaterialsApproved(request_id=RID)
 face_verified = BindingFaceVerified(request_id=RID)
 bound = MemberBound(request_id=RID, member="p-father", kind=KIND)
 expired = BindRequestExpired(request_id=RID, member="p-father", kind=KIND, deadline=DEADLINE)
-revoke = RevokeBinding("p-father", KIND, Confirmation.PAYMENT_PASSWORD, confirmed=True)
+revoke = RevokeBinding("p-father", KIND, Confirmation.PAYMENT_PASSWORD)
 revoked = BindingRevoked(
     request_id=RID, member="p-father", kind=KIND, confirmed_by=Confirmation.PAYMENT_PASSWORD
 )
 
 
-def rejected(reason: RejectionReason, detail: str) -> BindingRejected:
+def rejected(reason: BindingRejectionReason, detail: str) -> BindingRejected:
     return BindingRejected(
         request_id=RID, member="p-father", kind=KIND, reason=reason, detail=detail
     )
@@ -94,14 +94,14 @@ def test_a_newborn_is_bound_by_the_mothers_face_alone() -> None:
 
 def test_rejected_materials_reject_the_binding_with_the_reason() -> None:
     command = RecordMaterialsRejected(RID, "户口本页面不清晰", LATER)
-    expected = rejected(RejectionReason.MATERIALS_REJECTED, "户口本页面不清晰")
+    expected = rejected(BindingRejectionReason.MATERIALS_REJECTED, "户口本页面不清晰")
     spec.given(pending).when(command).then([expected])
     spec.given([*pending, face_verified]).when(command).then([expected])
 
 
 def test_a_failed_face_check_rejects_the_binding_with_the_reason() -> None:
     command = RecordFaceOutcome(RID, verified=False, at=LATER, reason="no_match")
-    expected = rejected(RejectionReason.FACE_FAILED, "no_match")
+    expected = rejected(BindingRejectionReason.FACE_FAILED, "no_match")
     spec.given([*pending, approved]).when(command).then([expected])
 
 
@@ -124,7 +124,7 @@ def test_outcome_for_unknown_request_records_nothing() -> None:
 
 FINISHED: list[list[BindingEvent]] = [
     [*pending, approved, face_verified, bound],
-    [*pending, rejected(RejectionReason.FACE_FAILED, "not_live")],
+    [*pending, rejected(BindingRejectionReason.FACE_FAILED, "not_live")],
     [*pending, expired],
     [*pending, approved, face_verified, bound, revoked],
 ]
@@ -171,11 +171,6 @@ def test_revoking_twice_records_nothing() -> None:
     spec.given([*pending, approved, face_verified, bound, revoked]).when(revoke).then([])
 
 
-def test_an_unconfirmed_revocation_is_refused() -> None:
-    unconfirmed = RevokeBinding("p-father", KIND, Confirmation.FACE, confirmed=False)
-    spec.given([*pending, bound]).when(unconfirmed).raises(RevocationNotConfirmedError)
-
-
 def test_revoking_a_member_never_bound_is_refused() -> None:
     spec.given([]).when(revoke).raises(NotBoundError)
     spec.given([*pending, expired]).when(revoke).raises(NotBoundError)
@@ -184,7 +179,7 @@ def test_revoking_a_member_never_bound_is_refused() -> None:
 @pytest.mark.parametrize(
     "finish",
     [
-        [rejected(RejectionReason.MATERIALS_REJECTED, "blurred")],
+        [rejected(BindingRejectionReason.MATERIALS_REJECTED, "blurred")],
         [expired],
         [approved, face_verified, bound, revoked],
     ],

@@ -23,11 +23,11 @@ from services.binding.errors import (
 from services.binding.events import (
     BindingEvent,
     BindingRejected,
+    BindingRejectionReason,
     BindRequestExpired,
-    RejectionReason,
 )
 from services.binding.rules import FaceWho, Method
-from services.runtime.testing import DeciderSpec
+from tests.specs import DeciderSpec
 from tests.unit.binding.builders import (
     CHILD,
     DEADLINE,
@@ -103,7 +103,7 @@ def test_materials_for_an_unknown_or_finished_request_are_refused() -> None:
         request_id=RID,
         member=FATHER.member,
         kind=FATHER.kind,
-        reason=RejectionReason.FACE_FAILED,
+        reason=BindingRejectionReason.FACE_FAILED,
         detail="no_match",
     )
     spec.given([*pending, rejected]).when(sign).raises(RequestNotPendingError)

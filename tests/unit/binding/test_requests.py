@@ -29,14 +29,14 @@ from services.binding.errors import (
 from services.binding.events import (
     BindingEvent,
     BindingRejected,
+    BindingRejectionReason,
     BindingRevoked,
     BindRequestExpired,
     Confirmation,
     MemberBound,
-    RejectionReason,
 )
 from services.binding.rules import FaceWho, Method
-from services.runtime.testing import DeciderSpec
+from tests.specs import DeciderSpec
 from tests.unit.binding.builders import CHILD, HOLDER, NOW, TODAY, request, requested
 
 spec = DeciderSpec(binding_decider)
@@ -197,7 +197,7 @@ def test_the_limit_counts_each_kind_apart() -> None:
             request_id="r-p-m0",
             member="p-m0",
             kind=BindingKind.FAMILY_ACCOUNT,
-            reason=RejectionReason.FACE_FAILED,
+            reason=BindingRejectionReason.FACE_FAILED,
             detail="no_match",
         ),
         BindRequestExpired(

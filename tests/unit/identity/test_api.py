@@ -17,7 +17,12 @@ from services.identity.face_provider import FaceSimulator, SimulatedOutcome, sig
 from services.identity.handlers import IdentityDeps, IdentityHandlers
 from services.identity.password_hashing import make_hasher
 from services.identity.tables import InMemoryIdentityTables
-from services.runtime.auth import Confirmation, ConfirmationMethod, decode_confirmation, issue_token
+from services.runtime.auth import (
+    ConfirmationMethod,
+    ConfirmationProof,
+    decode_confirmation,
+    issue_token,
+)
 from services.runtime.memory import InMemoryEventStore
 from services.runtime.pii import InMemoryKeyVault
 from services.runtime.principal import Principal, Role
@@ -250,7 +255,7 @@ async def test_face_check_activation_and_payment_password_through_the_api(
     )
     pseudonym = (await client.get("/persons/me", headers=me)).json()["pseudonym"]
     proof = decode_confirmation(right.json()["confirmation"], secret=SECRET, now=NOW)
-    assert proof == Confirmation(pseudonym, ConfirmationMethod.PAYMENT_PASSWORD)
+    assert proof == ConfirmationProof(pseudonym, ConfirmationMethod.PAYMENT_PASSWORD)
     profile = (await client.get("/persons/me", headers=me)).json()
     assert profile["activated_channels"] == ["wechat"]
     assert profile["payment_password_set"] is True

@@ -25,7 +25,7 @@ from services.identity.face_check import (
     RequestFaceCheck,
     face_check_decider,
 )
-from services.runtime.testing import DeciderSpec
+from tests.specs import DeciderSpec
 
 spec = DeciderSpec(face_check_decider)
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)

@@ -16,8 +16,8 @@ from services.identity.errors import (
     OldPasswordRequiredError,
     OldPasswordWrongError,
     PasswordLockedError,
+    PersonalDataErasedError,
     PersonAlreadyRegisteredError,
-    PersonErasedError,
 )
 from services.identity.face_check import (
     FaceCheckNotRequestedError,
@@ -220,7 +220,7 @@ async def test_the_fake_tables_keep_the_first_hash_under_an_id_as_postgres_does(
 async def test_erased_person_cannot_set_a_password(world: World) -> None:
     person = await world.activated()
     await world.handlers.erase_person(person, ctx())
-    with pytest.raises(PersonErasedError):
+    with pytest.raises(PersonalDataErasedError):
         await world.handlers.set_payment_password(person, "284915", Channel.WECHAT, ctx())
 
 

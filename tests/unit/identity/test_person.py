@@ -18,7 +18,6 @@ from services.identity.domain import (
     SetPaymentPassword,
     SwitchCurrentInsuredPlace,
     make_person_decider,
-    person_decider,
 )
 from services.identity.errors import (
     FaceCheckNotPassedError,
@@ -32,8 +31,8 @@ from services.identity.errors import (
     PasswordChangedMeanwhileError,
     PasswordLockedError,
     PaymentPasswordNotSetError,
+    PersonalDataErasedError,
     PersonAlreadyRegisteredError,
-    PersonErasedError,
     PersonNotRegisteredError,
     UnknownInsuredPlaceError,
     VoucherNotActivatedError,
@@ -61,8 +60,9 @@ from services.identity.person_events import (
     VoucherActivated,
 )
 from services.runtime.codec import PydanticCodec
-from services.runtime.testing import DeciderSpec
+from tests.specs import DeciderSpec
 
+person_decider = make_person_decider()
 spec = DeciderSpec(person_decider)
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 TODAY = date(2026, 11, 25)
@@ -370,7 +370,7 @@ def test_nothing_is_changed_or_reset_before_a_first_password(
 
 def test_a_password_cannot_be_set_for_an_erased_person() -> None:
     erased = registered.model_copy(update={"personal": None})
-    spec.given([erased, activated]).when(first()).raises(PersonErasedError)
+    spec.given([erased, activated]).when(first()).raises(PersonalDataErasedError)
 
 
 # Payment password: attempts and the lockout

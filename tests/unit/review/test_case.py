@@ -33,7 +33,7 @@ from services.review.events import (
 )
 from services.review.policy import DEFAULT_CHECKS, Policy
 from services.runtime.principal import Principal, Role
-from services.runtime.testing import DeciderSpec
+from tests.specs import DeciderSpec
 from tests.unit.review.builders import (
     BEIJING,
     CASE_ID,

@@ -23,7 +23,7 @@ from services.review.policy import (
     policy_decider,
     region_prefix,
 )
-from services.runtime.testing import DeciderSpec
+from tests.specs import DeciderSpec
 from tests.unit.review.builders import MATERIALS, NOW, material
 
 spec = DeciderSpec(policy_decider)

@@ -1,4 +1,4 @@
-"""Runs last (file order): no resident ID number in plaintext on any qinqing topic the suite wrote.
+"""No resident ID number in plaintext on any qinqing topic the suite wrote (checked last).
 
 Every integration test that registers people uses real, checksum-valid ID numbers; this scan
 looks for any such number in the keys, values and headers of every record on every `qinqing.*`
@@ -9,6 +9,7 @@ test_no_plaintext.py covers them.
 
 from __future__ import annotations
 
+import pytest
 from aiokafka import AIOKafkaConsumer
 
 from tests.integration.test_no_plaintext import read_to_end
@@ -21,6 +22,7 @@ def test_the_scan_finds_a_valid_id_number_and_ignores_other_digits() -> None:
     assert id_numbers_in(b"110105194912310021 and 1234567890123456789") == []
 
 
+@pytest.mark.after_all  # so that it reads what every other test wrote
 async def test_no_topic_holds_a_plaintext_id_number(kafka_bootstrap: str) -> None:
     lister = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap)
     await lister.start()
