@@ -56,7 +56,7 @@ from services.runtime.auth import (
     require,
 )
 from services.runtime.errors import DomainError
-from services.runtime.http import request_context, service_app
+from services.runtime.http import Command, service_app
 from services.runtime.openapi import refusals
 from services.runtime.params import PathId
 
@@ -92,9 +92,6 @@ Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
 InsuredOrOperator = Annotated[Principal, Depends(require(Role.INSURED, Role.OPERATOR))]
 
 
-Correlation = Annotated[str | None, Header(alias="X-Correlation-ID", max_length=128)]
-
-
 async def _signed_by_provider(
     request: Request,
     api: Api,
@@ -126,9 +123,8 @@ def _routes(app: FastAPI) -> None:
         responses=refusals(400, 401, 403, 409, 413, 422, 503),
     )
     async def register_person(
-        body: RegisterPersonBody, api: Api, caller: Operator, corr: Correlation = None
+        body: RegisterPersonBody, api: Api, caller: Operator, ctx: Command
     ) -> Registered:
-        ctx = request_context(api.clock, caller, corr)
         pseudonym = await api.handlers.register_person(
             body.name,
             body.id_number,
@@ -158,9 +154,8 @@ def _routes(app: FastAPI) -> None:
         responses=refusals(400, 401, 403, 404, 409, 413, 422, 503),
     )
     async def add_insured_place(
-        body: InsuredPlaceBody, api: Api, caller: Insured, corr: Correlation = None
+        body: InsuredPlaceBody, api: Api, caller: Insured, ctx: Command
     ) -> None:
-        ctx = request_context(api.clock, caller, corr)
         await api.handlers.add_insured_place(caller.subject, body.insured_place, ctx)
 
     @app.put(
@@ -170,9 +165,8 @@ def _routes(app: FastAPI) -> None:
         responses=refusals(400, 401, 403, 404, 409, 413, 422, 503),
     )
     async def switch_insured_place(
-        body: InsuredPlaceBody, api: Api, caller: Insured, corr: Correlation = None
+        body: InsuredPlaceBody, api: Api, caller: Insured, ctx: Command
     ) -> None:
-        ctx = request_context(api.clock, caller, corr)
         await api.handlers.switch_insured_place(caller.subject, body.insured_place, ctx)
 
     @app.post(
@@ -181,10 +175,7 @@ def _routes(app: FastAPI) -> None:
         tags=["persons"],
         responses=refusals(400, 401, 403, 404, 409, 413, 422, 503),
     )
-    async def activate_voucher(
-        body: ActivateBody, api: Api, caller: Insured, corr: Correlation = None
-    ) -> None:
-        ctx = request_context(api.clock, caller, corr)
+    async def activate_voucher(body: ActivateBody, api: Api, caller: Insured, ctx: Command) -> None:
         await api.handlers.activate_voucher(caller.subject, body.channel, body.face_check_id, ctx)
 
     @app.put(
@@ -197,9 +188,8 @@ def _routes(app: FastAPI) -> None:
         responses=refusals(400, 401, 403, 404, 409, 413, 422, 423, 503),
     )
     async def set_payment_password(
-        body: SetPasswordBody, api: Api, caller: Insured, corr: Correlation = None
+        body: SetPasswordBody, api: Api, caller: Insured, ctx: Command
     ) -> None:
-        ctx = request_context(api.clock, caller, corr)
         await api.handlers.set_payment_password(
             caller.subject,
             body.password,
@@ -219,9 +209,8 @@ def _routes(app: FastAPI) -> None:
         body: VerifyPasswordBody,
         api: Api,
         caller: Insured,
-        corr: Correlation = None,
+        ctx: Command,
     ) -> PasswordVerified:
-        ctx = request_context(api.clock, caller, corr)
         matched = await api.handlers.verify_payment_password(caller.subject, body.password, ctx)
         if not matched:
             return PasswordVerified(matched=False)
@@ -241,9 +230,8 @@ def _face_routes(app: FastAPI) -> None:
         body: FaceCheckBody,
         api: Api,
         caller: Insured,
-        corr: Correlation = None,
+        ctx: Command,
     ) -> FaceCheckView:
-        ctx = request_context(api.clock, caller, corr)
         purpose = FacePurpose(body.purpose.value)
         deadline = ctx.now + MAX_WAIT[purpose]
         check_id = await api.handlers.request_face_check(
