@@ -7,7 +7,9 @@ entry in the table below fails."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import hashlib
+import hmac
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -17,6 +19,8 @@ from typing import Any, cast
 import asyncpg
 import httpx
 import pytest
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
 from services.binding.api import BindingApi
 from services.binding.api import create_app as binding_app
@@ -25,6 +29,7 @@ from services.identity.api import create_app as identity_app
 from services.identity.face_provider import SimulatedOutcome, sign_callback
 from services.identity.person_events import PaymentPasswordRejected
 from services.review.api import create_app as review_app
+from services.review.console import LOGIN_COOKIE, SESSION_COOKIE
 from services.runtime.auth import (
     ConfirmationMethod,
     Principal,
@@ -395,3 +400,85 @@ async def test_a_retried_change_of_the_payment_password_records_no_failed_attemp
     assert (await client.post(
         "/persons/me/payment-password/verification", json={"password": NEW}, headers=me
     )).json()["matched"]  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- the console
+
+SESSION = issue_token(NANCHANG, timedelta(hours=1), secret=SECRET)
+NONCE = "n" * 32  # the sign-in form's cookie
+
+
+def _csrf(purpose: str, value: str) -> str:
+    """The token the console's forms carry, bound to the session (or the sign-in cookie)."""
+    message = f"qinqing-console/{purpose}/{value}".encode()
+    return hmac.new(SECRET.encode(), message, hashlib.sha256).hexdigest()
+
+
+SIGNED_IN = {"Cookie": f"{SESSION_COOKIE}={SESSION}"}
+FORM = {"csrf": _csrf("session", SESSION)}
+# Each posted page: its form (a decision's with the hidden key its case page gave it), the
+# cookie it goes with, another form for the same key, and what makes a resubmission harmless.
+CONSOLE: dict[str, tuple[Kind, dict[str, str], dict[str, str], dict[str, str] | None]] = {
+    "/console/login": (
+        Kind.QUERY,  # sets the session cookie, sends no command
+        {"token": SESSION, "csrf": _csrf("login", NONCE)},
+        {"Cookie": f"{LOGIN_COOKIE}={NONCE}"},
+        None,
+    ),
+    "/console/logout": (Kind.QUERY, FORM, SIGNED_IN, None),
+    "/console/search": (Kind.QUERY, FORM | {"id_number": "360426199101010047"}, SIGNED_IN, None),
+    "/console/cases/{case_id}/claim": (Kind.COMMAND, FORM | {"key": "form-1"}, SIGNED_IN, None),
+    "/console/cases/{case_id}/approve": (Kind.COMMAND, FORM | {"key": "form-1"}, SIGNED_IN, None),
+    "/console/cases/{case_id}/reject": (
+        Kind.COMMAND,
+        FORM | {"key": "form-1", "reason": "other", "note": "模糊"},
+        SIGNED_IN,
+        FORM | {"key": "form-1", "reason": "other", "note": "缺页"},
+    ),
+}
+
+
+def _api_routes(routes: Sequence[BaseRoute]) -> Iterator[APIRoute]:
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        # FastAPI keeps an included router whole (the console's), its paths prefixed already.
+        elif (included := getattr(route, "original_router", None)) is not None:
+            yield from _api_routes(included.routes)
+
+
+def test_every_posted_page_of_the_console_has_an_entry_in_its_table() -> None:
+    app = review_app(SECRET, ReviewWorld().open)
+    posted = {
+        route.path
+        for route in _api_routes(app.routes)
+        if route.path.startswith("/console")
+        for method in route.methods
+        if method != "GET"
+    }
+    assert posted == set(CONSOLE)
+
+
+@pytest.mark.parametrize("path", sorted(CONSOLE))
+async def test_a_console_form_sent_again_answers_the_same_page_and_has_one_effect(
+    stage: Stage, path: str
+) -> None:
+    kind, form, cookie, other = CONSOLE[path]
+    url = path.replace("{case_id}", await stage.review.case())
+    client = stage.clients["review"]
+    before = await stage.effects("review")
+    first = await client.post(url, data=form, headers=cookie)
+    once = await stage.effects("review")
+    again = await client.post(url, data=form, headers=cookie)
+    assert first.status_code in (200, 303), first.text
+    assert (again.status_code, again.headers.get("Location")) == (
+        first.status_code,
+        first.headers.get("Location"),
+    )
+    assert await stage.effects("review") == once
+    assert (once > before) == (kind is Kind.COMMAND)
+    if other is not None:
+        reused = await client.post(url, data=other, headers=cookie)
+        assert reused.status_code == 422
+        assert "request.key_reused" in reused.text
+        assert await stage.effects("review") == once
