@@ -347,6 +347,9 @@ def _answer(response: httpx.Response, fresh: frozenset[str]) -> tuple[int, Any]:
     return response.status_code, body
 
 
+DOCUMENTS = documents()
+
+
 def test_every_route_that_is_not_a_get_has_an_entry_in_the_table() -> None:
     assert {r for r in routes() if r[1] != "GET"} == set(TABLE)
 
@@ -359,9 +362,6 @@ def test_a_route_documents_the_idempotency_key_exactly_when_it_sends_commands(
     operation = DOCUMENTS[service]["paths"][path][method.lower()]
     headers = {p["name"] for p in operation.get("parameters", []) if p["in"] == "header"}
     assert ("Idempotency-Key" in headers) == (TABLE[route].kind is Kind.COMMAND)
-
-
-DOCUMENTS = documents()
 
 
 @pytest.mark.parametrize("route", sorted(TABLE), ids=" ".join)
