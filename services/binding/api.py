@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import asyncpg
-from fastapi import Depends, FastAPI, Header, Request, Response, UploadFile
+from fastapi import Depends, FastAPI, Request, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.errors import DomainError
@@ -40,8 +40,7 @@ from services.binding.projections import (
 from services.runtime.auth import require
 from services.runtime.blobs import MAX_MATERIAL_BYTES
 from services.runtime.events import Position
-from services.runtime.http import request_context, service_app
-from services.runtime.idempotency import IdempotencyKey
+from services.runtime.http import Command, service_app
 from services.runtime.openapi import refusals
 from services.runtime.params import PathId, as_of
 from services.runtime.principal import Principal, Role
@@ -78,7 +77,6 @@ Insured = Annotated[Principal, Depends(require(Role.INSURED))]
 Staff = Annotated[Principal, Depends(require(Role.AUDITOR, Role.OPERATOR))]
 Anyone = Annotated[Principal, Depends(require(Role.INSURED, Role.AUDITOR, Role.OPERATOR))]
 AsOf = Annotated[Position | datetime | None, Depends(as_of)]
-Correlation = Annotated[str | None, Header(alias="X-Correlation-ID", max_length=128)]
 
 
 class _Body(BaseModel):
@@ -139,13 +137,10 @@ def _routes(app: FastAPI) -> None:
         form: BindingForm,
         api: Api,
         caller: Insured,
-        corr: Correlation = None,
-        key: IdempotencyKey = None,
+        ctx: Command,
     ) -> RequestState:
         """Start binding a member; the answer says what the request now waits for."""
-        accepted = await api.handlers.request_binding(
-            caller.subject, form, request_context(api.clock, caller, corr, key)
-        )
+        accepted = await api.handlers.request_binding(caller.subject, form, ctx)
         return _state(accepted.request_id, accepted.request)
 
     @app.get(
@@ -191,10 +186,9 @@ def _routes(app: FastAPI) -> None:
         responses=refusals(400, 401, 403, 404, 409, 413, 422, 503),
     )
     async def sign_letter(
-        request_id: PathId, body: SignatureBody, api: Api, caller: Insured, corr: Correlation = None
+        request_id: PathId, body: SignatureBody, api: Api, caller: Insured, ctx: Command
     ) -> RequestState:
         """Sign the letter as downloaded, with a signature image uploaded to /materials."""
-        ctx = request_context(api.clock, caller, corr)
         request = await api.handlers.sign_commitment_letter(
             caller.subject, request_id, body.signature_sha256, ctx
         )
@@ -206,10 +200,9 @@ def _routes(app: FastAPI) -> None:
         responses=refusals(400, 401, 403, 404, 409, 413, 422, 503),
     )
     async def submit_materials(
-        request_id: PathId, body: MaterialsBody, api: Api, caller: Insured, corr: Correlation = None
+        request_id: PathId, body: MaterialsBody, api: Api, caller: Insured, ctx: Command
     ) -> RequestState:
         """Attach both household register pages: the request goes to a reviewer."""
-        ctx = request_context(api.clock, caller, corr)
         request = await api.handlers.submit_materials(
             caller.subject, request_id, body.holder_household, body.member_household, ctx
         )
@@ -263,10 +256,9 @@ def _routes(app: FastAPI) -> None:
         responses=refusals(400, 401, 403, 404, 409, 413, 422, 503),
     )
     async def revoke(
-        member: PathId, body: RevokeBody, api: Api, caller: Insured, corr: Correlation = None
+        member: PathId, body: RevokeBody, api: Api, caller: Insured, ctx: Command
     ) -> RequestState:
         """Unbind, confirmed by identity's proof of the payment password or a face check."""
-        ctx = request_context(api.clock, caller, corr)
         request = await api.handlers.revoke(
             caller.subject, member, body.kind, body.confirmation, ctx
         )

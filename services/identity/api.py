@@ -50,7 +50,7 @@ from services.identity.schemas import (
     view_of,
 )
 from services.runtime.auth import ConfirmationMethod, issue_confirmation, require
-from services.runtime.http import request_context, service_app
+from services.runtime.http import Command, service_app
 from services.runtime.openapi import refusals
 from services.runtime.params import PathId
 from services.runtime.principal import Principal, Role
@@ -87,9 +87,6 @@ Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
 InsuredOrOperator = Annotated[Principal, Depends(require(Role.INSURED, Role.OPERATOR))]
 
 
-Correlation = Annotated[str | None, Header(alias="X-Correlation-ID", max_length=128)]
-
-
 async def _signed_by_provider(
     request: Request,
     api: Api,
@@ -121,9 +118,8 @@ def _routes(app: FastAPI) -> None:
         responses=refusals(400, 401, 403, 409, 413, 422, 503),
     )
     async def register_person(
-        body: RegisterPersonBody, api: Api, caller: Operator, corr: Correlation = None
+        body: RegisterPersonBody, api: Api, caller: Operator, ctx: Command
     ) -> Registered:
-        ctx = request_context(api.clock, caller, corr)
         pseudonym = await api.handlers.register_person(
             body.name,
             body.id_number,
@@ -153,9 +149,8 @@ def _routes(app: FastAPI) -> None:
         responses=refusals(400, 401, 403, 404, 409, 413, 422, 503),
     )
     async def add_insured_place(
-        body: InsuredPlaceBody, api: Api, caller: Insured, corr: Correlation = None
+        body: InsuredPlaceBody, api: Api, caller: Insured, ctx: Command
     ) -> None:
-        ctx = request_context(api.clock, caller, corr)
         await api.handlers.add_insured_place(caller.subject, body.insured_place, ctx)
 
     @app.put(
@@ -165,9 +160,8 @@ def _routes(app: FastAPI) -> None:
         responses=refusals(400, 401, 403, 404, 409, 413, 422, 503),
     )
     async def switch_insured_place(
-        body: InsuredPlaceBody, api: Api, caller: Insured, corr: Correlation = None
+        body: InsuredPlaceBody, api: Api, caller: Insured, ctx: Command
     ) -> None:
-        ctx = request_context(api.clock, caller, corr)
         await api.handlers.switch_insured_place(caller.subject, body.insured_place, ctx)
 
     @app.post(
@@ -176,10 +170,7 @@ def _routes(app: FastAPI) -> None:
         tags=["persons"],
         responses=refusals(400, 401, 403, 404, 409, 413, 422, 503),
     )
-    async def activate_voucher(
-        body: ActivateBody, api: Api, caller: Insured, corr: Correlation = None
-    ) -> None:
-        ctx = request_context(api.clock, caller, corr)
+    async def activate_voucher(body: ActivateBody, api: Api, caller: Insured, ctx: Command) -> None:
         await api.handlers.activate_voucher(caller.subject, body.channel, body.face_check_id, ctx)
 
     @app.put(
@@ -192,9 +183,8 @@ def _routes(app: FastAPI) -> None:
         responses=refusals(400, 401, 403, 404, 409, 413, 422, 423, 503),
     )
     async def set_payment_password(
-        body: SetPasswordBody, api: Api, caller: Insured, corr: Correlation = None
+        body: SetPasswordBody, api: Api, caller: Insured, ctx: Command
     ) -> None:
-        ctx = request_context(api.clock, caller, corr)
         await api.handlers.set_payment_password(
             caller.subject,
             body.password,
@@ -214,9 +204,8 @@ def _routes(app: FastAPI) -> None:
         body: VerifyPasswordBody,
         api: Api,
         caller: Insured,
-        corr: Correlation = None,
+        ctx: Command,
     ) -> PasswordVerified:
-        ctx = request_context(api.clock, caller, corr)
         matched = await api.handlers.verify_payment_password(caller.subject, body.password, ctx)
         if not matched:
             return PasswordVerified(matched=False)
@@ -236,9 +225,8 @@ def _face_routes(app: FastAPI) -> None:
         body: FaceCheckBody,
         api: Api,
         caller: Insured,
-        corr: Correlation = None,
+        ctx: Command,
     ) -> FaceCheckView:
-        ctx = request_context(api.clock, caller, corr)
         purpose = FacePurpose(body.purpose.value)
         deadline = ctx.now + MAX_WAIT[purpose]
         check_id = await api.handlers.request_face_check(

@@ -55,13 +55,15 @@ from services.identity.person_events import (
     PERSON_EVENTS,
     Channel,
     PaymentPasswordChanged,
+    PaymentPasswordRejected,
     PaymentPasswordSet,
+    PaymentPasswordVerified,
 )
 from services.identity.sealing import SealingEventStore
 from services.identity.tables import IdentityTables
 from services.runtime.codec import PydanticCodec
 from services.runtime.decider import CommandContext, CommandHandler
-from services.runtime.events import EventStore
+from services.runtime.events import CommandReusedError, EventStore
 from services.runtime.pii import KeyVault, lookup_hash, new_pseudonym
 
 PERSON_CODEC = PydanticCodec(PERSON_EVENTS)
@@ -141,8 +143,9 @@ class IdentityHandlers:
         commits with the PersonRegistered event or not at all."""
         number = parse_id_number(id_number, today).value  # claims need the normalised form
         claim = lookup_hash(self.deps.lookup_key, number)
-        if await self.deps.tables.claim_owner(claim) is not None:  # fast path; the claim decides
-            raise PersonAlreadyRegisteredError
+        owner = await self.deps.tables.claim_owner(claim)
+        if owner is not None:  # fast path; the claim decides
+            return await self._registration_of(owner, ctx)
         pseudonym = new_pseudonym()
         await self.deps.vault.create_key(pseudonym)
         store = SealingEventStore(self.deps.tables.claiming(claim, pseudonym), self.deps.vault)
@@ -161,8 +164,18 @@ class IdentityHandlers:
             )
         except PersonAlreadyRegisteredError:
             await self.deps.vault.erase(pseudonym)  # the loser's key guarded nothing stored
+            return await self._registration_of(await self.deps.tables.claim_owner(claim), ctx)
+        except CommandReusedError:
+            await self.deps.vault.erase(pseudonym)  # nor did the key of a reused command id
             raise
         return pseudonym
+
+    async def _registration_of(self, owner: str | None, ctx: CommandContext) -> str:
+        """The person who holds the number, when `ctx`'s command registered them (a retry of
+        that registration answers as it did: with them); refused for any other command."""
+        if owner is None or await self.persons.first_outcome(person_stream(owner), ctx) is None:
+            raise PersonAlreadyRegisteredError
+        return owner
 
     async def add_insured_place(self, pseudonym: str, place: str, ctx: CommandContext) -> None:
         await self.persons.handle(person_stream(pseudonym), AddInsuredPlace(place), ctx)
@@ -190,7 +203,14 @@ class IdentityHandlers:
         """The first password, or a new one proven by the old one or by a face check of the
         person (the decider says which suffices). The hash is kept under the command's id
         before the event names it; a wrong old password is recorded as an attempt, then refused.
+        A retry answers as the command did, without comparing the old password again (it was
+        the current one then, it is not now).
         """
+        first = await self.persons.first_outcome(person_stream(pseudonym), ctx)
+        if first is not None:
+            if any(isinstance(e, PaymentPasswordRejected) for e in first.events):
+                raise OldPasswordWrongError
+            return
         person = await self._registered(pseudonym)
         if person.personal is None:
             raise PersonalDataErasedError
@@ -222,7 +242,11 @@ class IdentityHandlers:
     async def verify_payment_password(
         self, pseudonym: str, password: str, ctx: CommandContext
     ) -> bool:
-        """Whether the password matches; every attempt is recorded, the 5th wrong one locks."""
+        """Whether the password matches; every attempt is recorded, the 5th wrong one locks.
+        A retry answers as the attempt did, even if that attempt locked the password."""
+        first = await self.persons.first_outcome(person_stream(pseudonym), ctx)
+        if first is not None:
+            return any(isinstance(e, PaymentPasswordVerified) for e in first.events)
         checked = await self._compare(await self._registered(pseudonym), password, ctx.now)
         command = RecordPasswordAttempt(checked.matched, ctx.now)
         await self.persons.handle(person_stream(pseudonym), command, ctx)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Header, Path, Query, Request, Response
+from fastapi import Depends, FastAPI, Path, Query, Request, Response
 
 from services.review.console import mount_console
 from services.review.errors import STATUS
@@ -30,8 +30,7 @@ from services.review.schemas import (
     stats_view,
 )
 from services.runtime.auth import require
-from services.runtime.http import request_context, service_app
-from services.runtime.idempotency import IdempotencyKey
+from services.runtime.http import Command, service_app
 from services.runtime.openapi import refusals
 from services.runtime.params import PathId
 from services.runtime.principal import Principal, Role
@@ -56,7 +55,6 @@ async def _api(request: Request) -> ReviewApi:
 Api = Annotated[ReviewApi, Depends(_api)]
 Reviewer = Annotated[Principal, Depends(require(Role.REVIEWER))]
 Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
-Correlation = Annotated[str | None, Header(alias="X-Correlation-ID", max_length=128)]
 
 
 def _routes(app: FastAPI) -> None:
@@ -104,11 +102,8 @@ def _routes(app: FastAPI) -> None:
         tags=["cases"],
         responses=refusals(401, 403, 404, 409, 422, 503),
     )
-    async def claim(
-        case_id: PathId, api: Api, caller: Reviewer, *, corr: Correlation = None,
-        key: IdempotencyKey = None,
-    ) -> CaseView:  # fmt: skip
-        await api.handlers.claim(case_id, caller, request_context(api.clock, caller, corr, key))
+    async def claim(case_id: PathId, api: Api, caller: Reviewer, ctx: Command) -> CaseView:
+        await api.handlers.claim(case_id, caller, ctx)
         return await case(case_id, api, caller)
 
     @app.post(
@@ -116,11 +111,8 @@ def _routes(app: FastAPI) -> None:
         tags=["cases"],
         responses=refusals(401, 403, 404, 409, 422, 503),
     )
-    async def approve(
-        case_id: PathId, api: Api, caller: Reviewer, *, corr: Correlation = None,
-        key: IdempotencyKey = None,
-    ) -> CaseView:  # fmt: skip
-        await api.handlers.approve(case_id, caller, request_context(api.clock, caller, corr, key))
+    async def approve(case_id: PathId, api: Api, caller: Reviewer, ctx: Command) -> CaseView:
+        await api.handlers.approve(case_id, caller, ctx)
         return await case(case_id, api, caller)
 
     @app.post(
@@ -129,10 +121,8 @@ def _routes(app: FastAPI) -> None:
         responses=refusals(400, 401, 403, 404, 409, 413, 422, 503),
     )
     async def reject(
-        case_id: PathId, body: RejectBody, api: Api, caller: Reviewer, *,
-        corr: Correlation = None, key: IdempotencyKey = None,
-    ) -> CaseView:  # fmt: skip
-        ctx = request_context(api.clock, caller, corr, key)
+        case_id: PathId, body: RejectBody, api: Api, caller: Reviewer, ctx: Command
+    ) -> CaseView:
         await api.handlers.reject(case_id, caller, body.reason, body.note, ctx)
         return await case(case_id, api, caller)
 
@@ -188,10 +178,9 @@ def _routes(app: FastAPI) -> None:
         api: Api,
         caller: Operator,
         *,
-        corr: Correlation = None,
+        ctx: Command,
     ) -> PolicyView:
         """Applies to cases opened from now on; open cases keep the policy they opened under."""
-        ctx = request_context(api.clock, caller, corr)
         policy = await api.handlers.change_policy(
             region, case_type, body.mode, ctx, checks=tuple(body.checks), on_failure=body.on_failure
         )

@@ -166,15 +166,10 @@ class CommandHandler(Generic[C, S, E]):
         self, stream_id: str, command: C, ctx: CommandContext
     ) -> CommandResult[S, E]:
         recorded = await self.store.read_stream(stream_id)
-        history = [self.codec.decode(r) for r in recorded]
-        repeat = _outcome_of(ctx.command_id, recorded)
+        repeat = await self._repeat(stream_id, recorded, ctx)
         if repeat is not None:
-            # The command ran before: answer as it did then, whatever the stream holds now,
-            # unless its id came back with another request.
-            await self._same_request(ctx)
-            first, last = repeat
-            done = history[first - 1 : last]
-            return CommandResult(stream_id, last, self.decider.fold(history[:last]), done, True)
+            return repeat
+        history = [self.codec.decode(r) for r in recorded]
         state = self.decider.fold(history)
         events = self.decider.decide(command, state)
         if not events:
@@ -189,6 +184,29 @@ class CommandHandler(Generic[C, S, E]):
             raise ConcurrencyError(stream_id, len(recorded))
         return CommandResult(
             stream_id, result.last_version, self.decider.fold(events, state), events, False
+        )
+
+    async def first_outcome(
+        self, stream_id: str, ctx: CommandContext
+    ) -> CommandResult[S, E] | None:
+        """The outcome of `ctx`'s command if it has written to the stream already (a retry);
+        None if it has not. For a handler whose work before the append must not be done again
+        on a retry (a KDF run against a password that has changed since, a new pseudonym)."""
+        return await self._repeat(stream_id, await self.store.read_stream(stream_id), ctx)
+
+    async def _repeat(
+        self, stream_id: str, recorded: Sequence[RecordedEvent], ctx: CommandContext
+    ) -> CommandResult[S, E] | None:
+        outcome = _outcome_of(ctx.command_id, recorded)
+        if outcome is None:
+            return None
+        # The command ran before: answer as it did then, whatever the stream holds now,
+        # unless its id came back with another request.
+        await self._same_request(ctx)
+        first, last = outcome
+        history = [self.codec.decode(r) for r in recorded[:last]]
+        return CommandResult(
+            stream_id, last, self.decider.fold(history), history[first - 1 :], True
         )
 
     async def _same_request(self, ctx: CommandContext) -> None:

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 from uuid import NAMESPACE_URL, uuid4, uuid5
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
@@ -18,10 +18,10 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.errors import DomainError
-from services.runtime.auth import configure_auth
+from services.runtime.auth import authenticated, configure_auth
 from services.runtime.decider import CommandContext, RetriesExhaustedError
 from services.runtime.errors import error_body
-from services.runtime.idempotency import Idempotency
+from services.runtime.idempotency import Idempotency, IdempotencyKey
 from services.runtime.logging import get_logger
 from services.runtime.outages import UNAVAILABLE
 from services.runtime.principal import Principal
@@ -269,6 +269,14 @@ class ServiceApi(Protocol):
     @property
     def ready(self) -> Callable[[], Awaitable[bool]]: ...
 
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+
+
+def _service_api(request: Request) -> ServiceApi:
+    api: ServiceApi = getattr(request.app.state, request.app.state.service)
+    return api
+
 
 def service_app(
     service: str,
@@ -289,6 +297,7 @@ def service_app(
             yield
 
     app = FastAPI(title=f"qinqing {service}", version="1", lifespan=lifespan)
+    app.state.service = service
     configure_auth(app, jwt_secret)
     configure_errors(app, statuses, max_body_bytes=max_body_bytes)
 
@@ -299,8 +308,7 @@ def service_app(
     @app.get("/readyz", tags=["ops"])
     async def readyz(request: Request) -> JSONResponse:
         """The database answers and the service's schema is migrated."""
-        api: ServiceApi = getattr(request.app.state, service)
-        ready = await api.ready()
+        ready = await _service_api(request).ready()
         return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
     return app
@@ -321,3 +329,23 @@ def request_context(
     return CommandContext(
         command_id, clock(), corr or uuid4().hex, caller.subject, fingerprint=key.fingerprint
     )
+
+
+Correlation = Annotated[str | None, Header(alias="X-Correlation-ID", max_length=128)]
+
+
+# async: FastAPI would run a plain `def` dependency in a worker thread on every request
+async def command_context(
+    request: Request,
+    caller: Annotated[Principal, Depends(authenticated)],
+    corr: Correlation = None,
+    key: IdempotencyKey = None,
+) -> CommandContext:
+    """The context of the command a route sends, on the service's clock. The caller is the
+    token's (the route's own role check admits it; FastAPI decodes the token once for both)."""
+    return request_context(_service_api(request).clock, caller, corr, key)
+
+
+# What every command route takes: a retried request with its Idempotency-Key is the same
+# command, and answers as the first did; without a key, each request is a command of its own.
+Command = Annotated[CommandContext, Depends(command_context)]

@@ -75,7 +75,16 @@ async def keyed(request: Request, key: str) -> Idempotency:
 
 async def _from_header(
     request: Request,
-    key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            max_length=128,
+            description="Names the command this request sends: sent again with the same"
+            " request, it answers as the first and changes nothing more; with another"
+            " request, 422 `request.key_reused`. Without it, each request is a new command.",
+        ),
+    ] = None,
 ) -> Idempotency | None:
     return None if key is None else await keyed(request, key)
 

@@ -101,3 +101,19 @@ async def test_the_password_lock_period_comes_from_settings(
     settings = IdentitySettings(password_lock_minutes=30)
     handlers = make_handlers(settings, db_pool, FaceSimulator(utc_now), pg_schema)
     assert handlers.deps.policy.lock_for == timedelta(minutes=30)
+
+
+async def test_a_retried_registration_on_postgres_is_the_same_person_and_claims_nothing_more(
+    client: httpx.AsyncClient, settings: IdentitySettings, db_pool: asyncpg.Pool, pg_schema: str
+) -> None:
+    person = {"name": NAME, "id_number": ID_NUMBER, "insured_place": PLACE}
+    keyed = bearer(settings, Role.OPERATOR) | {"Idempotency-Key": "register-1"}
+    first, again = [await client.post("/persons", json=person, headers=keyed) for _ in range(2)]
+    assert (first.status_code, again.status_code) == (201, 201), again.text
+    assert again.json() == first.json()
+    other = person | {"id_number": "360426199101010047"}
+    reused = await client.post("/persons", json=other, headers=keyed)
+    assert (reused.status_code, reused.json()["code"]) == (422, "request.key_reused")
+    claims = await db_pool.fetchval(f"SELECT count(*) FROM {pg_schema}.id_number_claims")
+    events = await db_pool.fetchval(f"SELECT count(*) FROM {pg_schema}.events")
+    assert (claims, events) == (1, 1)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -22,10 +22,16 @@ from services.runtime.principal import Principal, Role
 SECRET = "s" * 32
 
 
+class _ClockOnly:
+    """Every request here is refused before a route runs: a route that ran would fail on this.
+    A command route's context is built (on the clock) before its body's refusal is raised."""
+
+    clock = staticmethod(lambda: datetime.now(UTC))
+
+
 @asynccontextmanager
 async def _no_dependencies() -> AsyncIterator[Any]:
-    # Every request here is refused before a route runs: a route that ran would fail on this.
-    yield object()
+    yield _ClockOnly()
 
 
 # Each app with a route that takes JSON and one that takes a form (identity and review's API
