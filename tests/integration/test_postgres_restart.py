@@ -20,25 +20,10 @@ from contracts.vocabulary import Relation
 from services.demo.people import Person
 from services.demo.scenario import Scenario
 from services.demo.stack import drop_stack, running_stack
-from services.runtime import infra as local_infra
 from services.runtime.settings import Settings
-from tests.conftest import Infra
 
 SECRET = Settings().jwt_secret.get_secret_value()
 SERVED = ("identity", "binding")
-
-
-@pytest.fixture
-def restart_postgres(infra: Infra) -> Callable[[], None]:
-    """Restarts the cluster: only the local one (a container's or a given server's restart is
-    not ours to make)."""
-    if infra.database_source != "local":
-        pytest.fail(
-            f"this test restarts PostgreSQL, but PostgreSQL comes from {infra.database_source};"
-            " run it against the local cluster (unset DATABASE_URL, no Docker engine)",
-            pytrace=False,
-        )
-    return lambda: local_infra.pg_restart(say=lambda _: None)
 
 
 @pytest.fixture
